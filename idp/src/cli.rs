@@ -1,0 +1,401 @@
+//! Subcommands other than argument parsing.
+
+use std::path::Path;
+
+use clap::Subcommand;
+use idp::config::Config;
+use idp::domain::identifier::normalize_login;
+use idp::domain::{Client, ClientAuthMethod, GrantType, Profile, Subject};
+use idp::startup::{self, BoxError};
+use idp::store::{ClientStore, StoreError, SubjectStore};
+
+#[derive(Subcommand)]
+pub enum ClientAction {
+    /// Register a relying portal; prints its id and (once) its secret.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Redirect URI (repeat for several); compared exactly.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// client_secret_basic | client_secret_post | private_key_jwt | none
+        #[arg(long, default_value = "client_secret_basic")]
+        auth_method: String,
+        /// authorization_code | refresh_token | client_credentials (repeat)
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Scopes the client may request (repeat).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// JWK Set file with the client's public keys (private_key_jwt).
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+        /// Client id to use instead of a generated one.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client and everything issued to it.
+    Remove { client_id: String },
+}
+
+// Parsed once per command line; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum UserAction {
+    /// Create a citizen account.
+    Add {
+        /// Sign-in identifier: e-mail or phone.
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        #[arg(long)]
+        middle_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        birthdate: Option<String>,
+        /// male | female
+        #[arg(long)]
+        gender: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(config: Option<&Path>) -> Result<Config, BoxError> {
+    Ok(Config::load(config)?)
+}
+
+fn open(cfg: &Config) -> Result<idp::store::SqlStore, BoxError> {
+    let store = startup::open_store(cfg)?;
+    store.migrate()?;
+    Ok(store)
+}
+
+pub fn migrate(config: Option<&Path>) -> Result<(), BoxError> {
+    let cfg = load(config)?;
+    startup::open_store(&cfg)?.migrate()?;
+    println!("migrations applied");
+    Ok(())
+}
+
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "address",
+    "offline_access",
+];
+
+pub struct NewClient {
+    pub id: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub auth_method: String,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub jwks: Option<serde_json::Value>,
+}
+
+/// Validates and builds a client; returns it with its secret (when it has one).
+pub fn build_client(n: NewClient) -> Result<(Client, Option<String>), BoxError> {
+    let auth_method = ClientAuthMethod::parse(&n.auth_method)
+        .ok_or_else(|| format!("unknown auth method `{}`", n.auth_method))?;
+    let mut grant_types = Vec::new();
+    let names = if n.grant_types.is_empty() {
+        vec![
+            "authorization_code".to_string(),
+            "refresh_token".to_string(),
+        ]
+    } else {
+        n.grant_types
+    };
+    for g in &names {
+        grant_types.push(GrantType::parse(g).ok_or_else(|| format!("unknown grant type `{g}`"))?);
+    }
+    for u in n.redirect_uris.iter().chain(&n.post_logout_redirect_uris) {
+        let parsed = url::Url::parse(u).map_err(|e| format!("redirect URI `{u}`: {e}"))?;
+        if parsed.fragment().is_some() {
+            return Err(format!("redirect URI `{u}` must not contain a fragment").into());
+        }
+    }
+    if auth_method == ClientAuthMethod::PrivateKeyJwt && n.jwks.is_none() {
+        return Err("private_key_jwt needs --jwks".into());
+    }
+    let scopes = if n.scopes.is_empty() {
+        DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()
+    } else {
+        n.scopes
+    };
+    let secret = match auth_method {
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+            Some(keys::random_token(32)?)
+        }
+        _ => None,
+    };
+    let client = Client {
+        id: match n.id {
+            Some(id) => id,
+            None => uuid::Uuid::new_v4().to_string(),
+        },
+        name: n.name,
+        secret_hash: secret.as_ref().map(|s| keys::sha256_b64url(s.as_bytes())),
+        auth_method,
+        redirect_uris: n.redirect_uris,
+        post_logout_redirect_uris: n.post_logout_redirect_uris,
+        grant_types,
+        scopes,
+        jwks: n.jwks,
+        id_token_alg: None,
+        created_at: chrono::Utc::now(),
+    };
+    Ok((client, secret))
+}
+
+pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxError> {
+    let cfg = load(config)?;
+    let store = open(&cfg)?;
+    match action {
+        ClientAction::Add {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            auth_method,
+            grant_types,
+            scopes,
+            jwks,
+            id,
+            json,
+        } => {
+            let jwks = match jwks {
+                Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(&p)?)?),
+                None => None,
+            };
+            let (client, secret) = build_client(NewClient {
+                id,
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                auth_method,
+                grant_types,
+                scopes,
+                jwks,
+            })?;
+            match store.insert_client(&client) {
+                Err(StoreError::Conflict) => {
+                    return Err(format!("client `{}` already exists", client.id).into())
+                }
+                other => other?,
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "client_id": client.id, "client_secret": secret })
+                );
+            } else {
+                println!("client_id:     {}", client.id);
+                match secret {
+                    Some(s) => println!("client_secret: {s}\n(shown once: store it now)"),
+                    None => println!("client_secret: (none; {})", client.auth_method.as_str()),
+                }
+            }
+        }
+        ClientAction::List { json } => {
+            let list = store.list_clients()?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|c| serde_json::json!({ "client_id": c.id, "name": c.name, "auth_method": c.auth_method, "redirect_uris": c.redirect_uris, "grant_types": c.grant_types, "scopes": c.scopes }))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for c in list {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        c.id,
+                        c.name,
+                        c.auth_method.as_str(),
+                        c.redirect_uris.join(",")
+                    );
+                }
+            }
+        }
+        ClientAction::Remove { client_id } => {
+            if store.remove_client(&client_id)? {
+                println!("removed {client_id}");
+            } else {
+                return Err(format!("no client `{client_id}`").into());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub struct NewUser {
+    pub login: String,
+    pub password: String,
+    pub profile: Profile,
+}
+
+pub fn create_user(
+    cfg: &Config,
+    store: &idp::store::SqlStore,
+    n: NewUser,
+) -> Result<Subject, BoxError> {
+    if n.password.chars().count() < 8 {
+        return Err("the password must have at least 8 characters".into());
+    }
+    if let Some(b) = &n.profile.birthdate {
+        chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
+            .map_err(|_| "birthdate must be YYYY-MM-DD")?;
+    }
+    let hasher = idp::authn::password::PasswordHasher::new(&cfg.password)?;
+    let now = chrono::Utc::now();
+    let mut subject = Subject {
+        id: uuid::Uuid::new_v4().to_string(),
+        oid: 0,
+        login: normalize_login(&n.login),
+        password_hash: hasher.hash_blocking(&n.password)?,
+        profile: n.profile,
+        created_at: now,
+        updated_at: now,
+    };
+    subject.oid = match store.insert_subject(&subject) {
+        Err(StoreError::Conflict) => {
+            return Err(format!("an account with login `{}` already exists", subject.login).into())
+        }
+        other => other?,
+    };
+    Ok(subject)
+}
+
+pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> {
+    let cfg = load(config)?;
+    let store = open(&cfg)?;
+    match action {
+        UserAction::Add {
+            login,
+            password,
+            given_name,
+            family_name,
+            middle_name,
+            email,
+            phone,
+            birthdate,
+            gender,
+            address,
+            json,
+        } => {
+            let profile = Profile {
+                given_name,
+                family_name,
+                middle_name,
+                birthdate,
+                gender,
+                email_verified: email.is_some(),
+                email: email.map(|e| normalize_login(&e)),
+                phone_number_verified: phone.is_some(),
+                phone_number: phone.map(|p| normalize_login(&p)),
+                address,
+                locale: None,
+            };
+            let s = create_user(
+                &cfg,
+                &store,
+                NewUser {
+                    login,
+                    password,
+                    profile,
+                },
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "sub": s.id, "oid": s.oid, "login": s.login })
+                );
+            } else {
+                println!("sub: {}\noid: {}\nlogin: {}", s.id, s.oid, s.login);
+            }
+        }
+        UserAction::List { json } => {
+            let list = store.list_subjects()?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|s| serde_json::json!({ "sub": s.id, "oid": s.oid, "login": s.login }))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for s in list {
+                    println!("{}\t{}\t{}", s.oid, s.id, s.login);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn serve(config: Option<&Path>, listen: Option<String>, demo: bool) -> Result<(), BoxError> {
+    let mut cfg = load(config)?;
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if demo {
+        cfg.dev = true;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = std::net::TcpListener::bind(&cfg.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let store = startup::open_store(&cfg)?;
+        if cfg.dev {
+            let s2 = store.clone();
+            tokio::task::spawn_blocking(move || s2.migrate()).await??;
+        }
+        let demo_note = if demo {
+            Some(crate::demo::seed(&cfg, &store)?)
+        } else {
+            None
+        };
+        let state = startup::build_state(cfg, store).await?;
+        startup::spawn_key_refresh(&state);
+        tracing::info!(issuer = %state.issuer, "listening on {}", state.cfg.listen);
+        println!(
+            "Propusk is listening on http://{} (issuer {})",
+            state.cfg.listen, state.issuer
+        );
+        if let Some(note) = demo_note {
+            println!("{}", note.render(&state.issuer));
+        }
+        idp::http::serve(state, listener).await?;
+        Ok::<(), BoxError>(())
+    })
+}

@@ -1,0 +1,10 @@
+//! Domain types: identifiers, clients, subjects, sessions, grants. No I/O here.
+
+pub mod client;
+pub mod identifier;
+pub mod subject;
+pub mod token;
+
+pub use client::{Client, ClientAuthMethod, GrantType};
+pub use subject::{Profile, Subject};
+pub use token::{Grant, RefreshToken, SsoSession};

@@ -1,0 +1,386 @@
+//! In-process ephemeral store for the embedded mode: one map behind a mutex, with expiry
+//! computed from the injected clock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{EphResult, Ephemeral, EphemeralError};
+use crate::clock::Clock;
+
+/// Expired entries are swept on every this-many writes, so memory stays bounded by what
+/// is live plus what was written since the last sweep.
+const SWEEP_EVERY: u64 = 256;
+
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<String, Entry>,
+    writes: u64,
+}
+
+impl Inner {
+    /// The live entry under `key`; an expired one is removed and reported absent.
+    fn live(&mut self, key: &str, now: DateTime<Utc>) -> Option<&mut Entry> {
+        let expired = self.map.get(key).is_some_and(|e| e.expires_at <= now);
+        if expired {
+            self.map.remove(key);
+        }
+        self.map.get_mut(key)
+    }
+
+    fn wrote(&mut self, now: DateTime<Utc>) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
+            self.map.retain(|_, e| e.expires_at > now);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryEphemeral {
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryEphemeral {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Number of entries held, live or not yet swept; for tests and metrics.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every expired entry now.
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        self.lock().map.retain(|_, e| e.expires_at > now);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the map half-updated (each operation
+        // is a single map call), so a poisoned lock is still safe to use.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expiry(&self, now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+        chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+#[async_trait::async_trait]
+impl Ephemeral for MemoryEphemeral {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        let mut inner = self.lock();
+        inner.map.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        inner.wrote(now);
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        let mut inner = self.lock();
+        if inner.live(key, now).is_some() {
+            return Ok(false);
+        }
+        inner.map.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        inner.wrote(now);
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
+        let now = self.clock.now();
+        Ok(self.lock().live(key, now).map(|e| e.value.clone()))
+    }
+
+    async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        Ok(inner
+            .map
+            .remove(key)
+            .filter(|e| e.expires_at > now)
+            .map(|e| e.value))
+    }
+
+    async fn delete(&self, key: &str) -> EphResult<()> {
+        self.lock().map.remove(key);
+        Ok(())
+    }
+
+    /// Like Redis INCR: the value is a decimal counter; the TTL is set when it is created.
+    async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        let mut inner = self.lock();
+        let next = match inner.live(key, now) {
+            Some(entry) => {
+                let current: u64 = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| EphemeralError::Unavailable("value is not a counter".into()))?;
+                let next = current.saturating_add(1);
+                entry.value = next.to_string().into_bytes();
+                next
+            }
+            None => {
+                inner.map.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: b"1".to_vec(),
+                        expires_at,
+                    },
+                );
+                1
+            }
+        };
+        inner.wrote(now);
+        Ok(next)
+    }
+}
+
+/// Ephemeral contract tests: every body runs on memory, and on Redis when `TEST_REDIS_URL`
+/// is set (each run under its own random key prefix).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::TimeZone;
+
+    use super::MemoryEphemeral;
+    use crate::clock::FixedClock;
+    use crate::ephemeral::{Ephemeral, RedisEphemeral};
+
+    struct Backend {
+        eph: Arc<dyn Ephemeral>,
+        /// Memory moves this clock; Redis has real time only.
+        clock: Option<FixedClock>,
+    }
+
+    impl Backend {
+        /// A TTL short enough to wait out on Redis; on memory the clock is moved instead.
+        fn short_ttl(&self) -> Duration {
+            match self.clock {
+                Some(_) => Duration::from_secs(60),
+                None => Duration::from_millis(200),
+            }
+        }
+
+        async fn pass(&self, d: Duration) {
+            match &self.clock {
+                Some(c) => c.advance(chrono::Duration::from_std(d).unwrap()),
+                None => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    fn clock() -> FixedClock {
+        FixedClock::new(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 11, 22, 10, 0, 0)
+                .unwrap(),
+        )
+    }
+
+    async fn backends() -> Vec<Backend> {
+        let c = clock();
+        let mut all = vec![Backend {
+            eph: Arc::new(MemoryEphemeral::new(Arc::new(c.clone()))),
+            clock: Some(c),
+        }];
+        if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+            if !url.is_empty() {
+                let prefix = format!("propusk_t_{}", uuid::Uuid::new_v4().simple());
+                let eph = RedisEphemeral::connect(&url, &prefix).await.unwrap();
+                all.push(Backend {
+                    eph: Arc::new(eph),
+                    clock: None,
+                });
+            }
+        }
+        all
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn put_get_overwrite() {
+        for b in backends().await {
+            let e = &b.eph;
+            assert_eq!(e.get("k").await.unwrap(), None, "{e:?}");
+            e.put("k", b"one", MINUTE).await.unwrap();
+            assert_eq!(e.get("k").await.unwrap().as_deref(), Some(&b"one"[..]));
+            e.put("k", b"\x00two\xff", MINUTE).await.unwrap();
+            assert_eq!(
+                e.get("k").await.unwrap().as_deref(),
+                Some(&b"\x00two\xff"[..])
+            );
+            assert_eq!(e.get("other").await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_stores_once() {
+        for b in backends().await {
+            let e = &b.eph;
+            assert!(
+                e.put_if_absent("k", b"first", MINUTE).await.unwrap(),
+                "{e:?}"
+            );
+            assert!(!e.put_if_absent("k", b"second", MINUTE).await.unwrap());
+            assert_eq!(e.get("k").await.unwrap().as_deref(), Some(&b"first"[..]));
+            e.delete("k").await.unwrap();
+            assert!(e.put_if_absent("k", b"third", MINUTE).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn take_is_single_use() {
+        for b in backends().await {
+            let e = &b.eph;
+            e.put("code", b"payload", MINUTE).await.unwrap();
+            assert_eq!(
+                e.take("code").await.unwrap().as_deref(),
+                Some(&b"payload"[..]),
+                "{e:?}"
+            );
+            assert_eq!(e.take("code").await.unwrap(), None);
+            assert_eq!(e.get("code").await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_takes_yield_one_value() {
+        for b in backends().await {
+            b.eph.put("code", b"payload", MINUTE).await.unwrap();
+            let barrier = Arc::new(tokio::sync::Barrier::new(16));
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let (e, barrier) = (b.eph.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        e.take("code").await.unwrap()
+                    })
+                })
+                .collect();
+            let mut got = 0;
+            for t in tasks {
+                if t.await.unwrap().is_some() {
+                    got += 1;
+                }
+            }
+            assert_eq!(got, 1, "{:?}", b.eph);
+        }
+    }
+
+    #[tokio::test]
+    async fn delete_removes() {
+        for b in backends().await {
+            let e = &b.eph;
+            e.put("k", b"v", MINUTE).await.unwrap();
+            e.delete("k").await.unwrap();
+            assert_eq!(e.get("k").await.unwrap(), None, "{e:?}");
+            e.delete("never-there").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn incr_counts_and_expires() {
+        for b in backends().await {
+            let e = &b.eph;
+            let ttl = b.short_ttl();
+            assert_eq!(e.incr("n", ttl).await.unwrap(), 1, "{e:?}");
+            assert_eq!(e.incr("n", ttl).await.unwrap(), 2);
+            assert_eq!(e.incr("n", ttl).await.unwrap(), 3);
+            assert_eq!(e.incr("m", ttl).await.unwrap(), 1);
+            // The window is fixed at the first increment, not extended by later ones.
+            b.pass(ttl + ttl / 2).await;
+            assert_eq!(e.incr("n", ttl).await.unwrap(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn values_expire_after_ttl() {
+        for b in backends().await {
+            let e = &b.eph;
+            let ttl = b.short_ttl();
+            e.put("a", b"v", ttl).await.unwrap();
+            e.put("b", b"v", ttl).await.unwrap();
+            e.put("long", b"v", ttl * 100).await.unwrap();
+            b.pass(ttl + ttl / 2).await;
+            assert_eq!(e.get("a").await.unwrap(), None, "{e:?}");
+            assert_eq!(e.take("b").await.unwrap(), None);
+            assert!(e.put_if_absent("a", b"again", ttl).await.unwrap());
+            assert_eq!(e.get("long").await.unwrap().as_deref(), Some(&b"v"[..]));
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_boundary_of_expiry_and_sweep() {
+        let c = clock();
+        let m = MemoryEphemeral::new(Arc::new(c.clone()));
+        m.put("k", b"v", Duration::from_secs(10)).await.unwrap();
+        c.advance(chrono::Duration::milliseconds(9_999));
+        assert!(m.get("k").await.unwrap().is_some());
+        c.advance(chrono::Duration::milliseconds(1));
+        assert!(
+            m.get("k").await.unwrap().is_none(),
+            "gone exactly at expiry"
+        );
+
+        for i in 0..1000 {
+            m.put(&format!("old-{i}"), b"v", Duration::from_secs(1))
+                .await
+                .unwrap();
+        }
+        c.advance(chrono::Duration::seconds(2));
+        for i in 0..super::SWEEP_EVERY {
+            m.put(&format!("new-{i}"), b"v", Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        assert!(
+            m.len() <= 2 * super::SWEEP_EVERY as usize,
+            "expired entries were swept: {}",
+            m.len()
+        );
+        m.sweep();
+        assert_eq!(m.len(), super::SWEEP_EVERY as usize);
+    }
+}

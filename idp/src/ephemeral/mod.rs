@@ -1,0 +1,32 @@
+//! Short-lived state with a TTL: authorization codes, login transactions, counters,
+//! revoked access-token ids. Redis in production, in-process when embedded.
+
+use std::time::Duration;
+
+pub mod memory;
+pub mod redis_store;
+
+pub use memory::MemoryEphemeral;
+pub use redis_store::RedisEphemeral;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    #[error("ephemeral store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type EphResult<T> = Result<T, EphemeralError>;
+
+#[async_trait::async_trait]
+pub trait Ephemeral: Send + Sync + std::fmt::Debug {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()>;
+    /// Stores only if the key is absent; true if stored.
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool>;
+    async fn get(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
+    /// Atomically reads and deletes (Redis GETDEL): at most one caller gets the value.
+    async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
+    async fn delete(&self, key: &str) -> EphResult<()>;
+    /// Increments a counter, creating it with `ttl` on first use; returns the new value.
+    async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64>;
+}

@@ -1,0 +1,129 @@
+//! Redis-backed ephemeral store, shared by every node. Values are never logged.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{EphResult, Ephemeral, EphemeralError};
+
+/// INCR, and set the TTL whenever the key has none (i.e. it was just created), in one
+/// atomic step so a counter can never outlive its window.
+const INCR_WITH_TTL: &str = r"
+local v = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return v
+";
+
+#[derive(Clone)]
+pub struct RedisEphemeral {
+    conn: ConnectionManager,
+    prefix: String,
+    incr: Script,
+}
+
+impl std::fmt::Debug for RedisEphemeral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEphemeral")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> EphemeralError {
+    EphemeralError::Unavailable(e.to_string())
+}
+
+/// Redis rejects a zero expiry; anything shorter than a millisecond becomes one.
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisEphemeral {
+    /// Connects to `url`; every key is stored as `<prefix>:<key>` so deployments and test
+    /// runs can share one Redis.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, EphemeralError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(3);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        let prefix = if prefix.is_empty() || prefix.ends_with(':') {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}:")
+        };
+        Ok(Self {
+            conn,
+            prefix,
+            incr: Script::new(INCR_WITH_TTL),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl Ephemeral for RedisEphemeral {
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool> {
+        let mut conn = self.conn.clone();
+        let stored: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(stored.is_some())
+    }
+
+    async fn get(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        conn.get(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GETDEL")
+            .arg(self.key(key))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> EphResult<()> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
+        let mut conn = self.conn.clone();
+        self.incr
+            .key(self.key(key))
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+}

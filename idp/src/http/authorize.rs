@@ -1,0 +1,252 @@
+//! The authorization endpoint and the shared steps of the browser flow.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use consent_ui::{ErrorKind, FormPostPage, Lang};
+
+use super::cookies;
+use super::error::{html, lang_of, page, page_failure};
+use crate::authn::login::{self, Next};
+use crate::authn::transaction::{AuthContext, LoginTx};
+use crate::domain::SsoSession;
+use crate::protocol::authorize::{
+    self as az, error_fields, response_fields, response_url, AuthRequest, AuthorizeError,
+    PageError, ResponseMode, ResponseTarget,
+};
+use crate::protocol::params::Params;
+use crate::protocol::{code, tokens, OAuthError};
+use crate::state::AppState;
+use crate::store::{ClientStore, GrantStore, SessionStore};
+
+pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes());
+    authorize(&state, &req, params).await
+}
+
+/// OIDC Core §3.1.2.1: the authorization endpoint accepts POST with a form body.
+pub async fn post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    match super::token::form_body(&req, &body) {
+        Ok(params) => authorize(&state, &req, params).await,
+        Err(_) => page(
+            StatusCode::BAD_REQUEST,
+            lang_of(&req, None),
+            ErrorKind::BadRequest,
+            None,
+        ),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(client_id))]
+async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpResponse {
+    let lang = lang_of(req, params.get("ui_locales").ok().flatten());
+    let client_id = match params.get("client_id") {
+        Ok(Some(id)) if id.len() <= 256 => id.to_string(),
+        Ok(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                lang,
+                ErrorKind::InvalidClient,
+                None,
+            )
+        }
+        Err(e) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                lang,
+                ErrorKind::BadRequest,
+                Some(&e.describe()),
+            )
+        }
+    };
+    tracing::Span::current().record("client_id", client_id.as_str());
+    let client = match state.store.call(move |s| s.find_client(&client_id)).await {
+        Ok(c) => c,
+        Err(e) => return page_failure(lang, &e.into()),
+    };
+    let redirect_uri = match az::check_client_and_redirect(&params, client.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return authorize_error(state, lang, e),
+    };
+    let Some(client) = client else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            ErrorKind::InvalidClient,
+            None,
+        );
+    };
+    let keyset = state.keyring.snapshot();
+    let hint = |h: &str| {
+        tokens::check_own_id_token(&keyset, &state.issuer, h)
+            .and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_string))
+    };
+    let request = match az::check_request(&params, &client, redirect_uri, hint) {
+        Ok(r) => r,
+        Err(e) => return authorize_error(state, lang, e),
+    };
+    let run = async {
+        let session = current_session(state, req).await?;
+        let grant = match &session {
+            Some(s) => {
+                let (sub, cid) = (s.subject_id.clone(), client.id.clone());
+                state
+                    .store
+                    .call(move |st| st.find_grant(&sub, &cid))
+                    .await?
+            }
+            None => None,
+        };
+        Ok::<_, OAuthError>(login::on_arrival(
+            &request,
+            session.as_ref(),
+            grant.as_ref(),
+            state.now(),
+        ))
+    };
+    let next = match run.await {
+        Ok(n) => n,
+        Err(e) => return page_failure(lang, &e),
+    };
+    match next {
+        Next::Fail(e) => redirect_error(state, &request.target, &e),
+        Next::Finish(auth) => finish(state, lang, &request, &auth).await,
+        Next::Login => start_tx(state, req, lang, request, None, "/login").await,
+        Next::Consent(auth) => start_tx(state, req, lang, request, Some(auth), "/consent").await,
+    }
+}
+
+fn authorize_error(state: &AppState, lang: Lang, e: AuthorizeError) -> HttpResponse {
+    match e {
+        AuthorizeError::Page { kind, detail } => {
+            tracing::info!(
+                detail = detail.as_str(),
+                "authorization request refused with a page"
+            );
+            let kind = match kind {
+                PageError::InvalidClient => ErrorKind::InvalidClient,
+                PageError::InvalidRedirectUri => ErrorKind::InvalidRedirectUri,
+                PageError::BadRequest => ErrorKind::BadRequest,
+            };
+            page(StatusCode::BAD_REQUEST, lang, kind, Some(&detail))
+        }
+        AuthorizeError::Redirect { target, error } => redirect_error(state, &target, &error),
+    }
+}
+
+/// The browser's live SSO session, if any.
+pub async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<SsoSession>, OAuthError> {
+    let Some(value) = cookies::read(req, &cookies::session_name(state)) else {
+        return Ok(None);
+    };
+    let hash = keys::sha256_b64url(value.as_bytes());
+    let now = state.now();
+    Ok(state
+        .store
+        .call(move |s| s.find_live_session(&hash, now))
+        .await?)
+}
+
+/// Starts a login transaction bound to this browser and sends the user to `path`.
+async fn start_tx(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    request: AuthRequest,
+    auth: Option<AuthContext>,
+    path: &str,
+) -> HttpResponse {
+    let run = async {
+        let (bid, new_bid) = match cookies::read(req, &cookies::bid_name(state)) {
+            Some(b) => (b, false),
+            None => (keys::random_token(32).map_err(OAuthError::server)?, true),
+        };
+        let tx = LoginTx {
+            v: 1,
+            id: tokens::new_id()?,
+            bid_hash: keys::sha256_b64url(bid.as_bytes()),
+            csrf: keys::random_token(24).map_err(OAuthError::server)?,
+            request,
+            auth,
+            created_at: state.now(),
+        };
+        tx.save(
+            state.eph.as_ref(),
+            std::time::Duration::from_secs(state.cfg.session.login_ttl_secs),
+        )
+        .await?;
+        Ok::<_, OAuthError>((tx.id, new_bid.then_some(bid)))
+    };
+    match run.await {
+        Ok((id, new_bid)) => {
+            let mut r = HttpResponse::SeeOther();
+            r.insert_header((header::LOCATION, format!("{path}?tx={id}")));
+            r.insert_header((header::CACHE_CONTROL, "no-store"));
+            if let Some(b) = new_bid {
+                r.cookie(cookies::build(state, cookies::bid_name(state), b, None));
+            }
+            r.finish()
+        }
+        Err(e) => page_failure(lang, &e),
+    }
+}
+
+/// Issues the code and delivers it to the client.
+pub async fn finish(
+    state: &AppState,
+    lang: Lang,
+    request: &AuthRequest,
+    auth: &AuthContext,
+) -> HttpResponse {
+    match code::issue(
+        state.eph.as_ref(),
+        request,
+        auth,
+        state.cfg.tokens.code_ttl_secs,
+    )
+    .await
+    {
+        Ok(c) => respond(state, &request.target, &[("code", c.as_str())]),
+        Err(e) => page_failure(lang, &e),
+    }
+}
+
+pub fn redirect_error(state: &AppState, target: &ResponseTarget, e: &OAuthError) -> HttpResponse {
+    tracing::info!(
+        error = e.code.as_str(),
+        detail = e.detail.as_deref().unwrap_or(""),
+        "authorization error"
+    );
+    let [(k1, v1), (k2, v2)] = error_fields(e);
+    respond(state, target, &[(k1, v1.as_str()), (k2, v2.as_str())])
+}
+
+/// Delivers an authorization response by redirect or by form_post.
+fn respond(state: &AppState, target: &ResponseTarget, fields: &[(&str, &str)]) -> HttpResponse {
+    match target.mode {
+        ResponseMode::Query => HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                response_url(target, &state.issuer, fields),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        ResponseMode::FormPost => {
+            let owned = response_fields(target, &state.issuer, fields);
+            let refs: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            html(
+                StatusCode::OK,
+                FormPostPage {
+                    action: &target.redirect_uri,
+                    fields: &refs,
+                }
+                .render(),
+            )
+        }
+    }
+}

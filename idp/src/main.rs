@@ -1,0 +1,79 @@
+//! The `idp` command: serve, migrate, manage clients and users, print configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+mod demo;
+
+#[derive(Parser)]
+#[command(name = "idp", version, about = "Propusk identity provider")]
+struct Args {
+    /// Configuration file (default: ./idp.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (overrides `listen`).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Embedded demo: dev mode, SQLite, in-process cache, a demo citizen and portal.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Manage relying portals (clients).
+    Clients {
+        #[command(subcommand)]
+        action: cli::ClientAction,
+    },
+    /// Manage citizen accounts.
+    Users {
+        #[command(subcommand)]
+        action: cli::UserAction,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the default configuration as TOML.
+    PrintDefault,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    idp::telemetry_init();
+    let result = match args.command {
+        Command::Config {
+            action: ConfigAction::PrintDefault,
+        } => {
+            print!("{}", idp::config::Config::default_toml());
+            Ok(())
+        }
+        Command::Serve { listen, demo } => cli::serve(args.config.as_deref(), listen, demo),
+        Command::Migrate => cli::migrate(args.config.as_deref()),
+        Command::Clients { action } => cli::clients(args.config.as_deref(), action),
+        Command::Users { action } => cli::users(args.config.as_deref(), action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

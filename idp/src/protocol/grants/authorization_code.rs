@@ -1,0 +1,186 @@
+//! authorization_code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
+
+use super::{form_value, issue_refresh, TokenResponse};
+use crate::audit::AuditEvent;
+use crate::domain::{Client, GrantType};
+use crate::protocol::claims;
+use crate::protocol::code::{code_key, spent_key, CodeData, SpentCode};
+use crate::protocol::error::OAuthError;
+use crate::protocol::params::Params;
+use crate::protocol::tokens::{self, revoked_key, IdTokenInput};
+use crate::state::AppState;
+use crate::store::{AuditStore, RefreshTokenStore, SubjectStore};
+
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    form: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::new(
+            crate::protocol::error::ErrorCode::UnauthorizedClient,
+            "the client may not use this grant",
+        ));
+    }
+    let code =
+        form_value(form, "code")?.ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let verifier = form_value(form, "code_verifier")?
+        .ok_or_else(|| OAuthError::invalid_request("code_verifier is missing (PKCE)"))?;
+    let redirect_uri = form_value(form, "redirect_uri")?;
+    let now = state.now();
+
+    let Some(raw) = state.eph.take(&code_key(code)).await? else {
+        revoke_after_reuse(state, client, code).await?;
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
+    };
+    let data: CodeData = serde_json::from_slice(&raw).map_err(OAuthError::server)?;
+    if data.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if redirect_uri.is_some_and(|r| r != data.redirect_uri) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    check_verifier(verifier, &data.code_challenge)?;
+
+    let sub = data.auth.subject_id.clone();
+    let subject = state
+        .store
+        .call(move |s| s.find_subject(&sub))
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
+    let keyset = state.keyring.snapshot();
+    let scope = crate::protocol::scopes::join(&data.scopes);
+    let userinfo_claims = claims::requested(data.claims.as_ref(), "userinfo");
+    let access = tokens::mint_access(
+        &keyset,
+        &state.issuer,
+        &client.id,
+        &subject.id,
+        &scope,
+        Some(&data.auth),
+        (!userinfo_claims.is_empty()).then_some(userinfo_claims),
+        now,
+        state.cfg.tokens.access_token_ttl_secs,
+    )?;
+    let id_token = if data.scopes.iter().any(|s| s == "openid") {
+        let extra = claims::requested(data.claims.as_ref(), "id_token");
+        let mut released = claims::release(&subject, &[], &extra);
+        released.remove("sub");
+        Some(tokens::mint_id_token(
+            &keyset,
+            &state.issuer,
+            IdTokenInput {
+                client_id: &client.id,
+                auth: &data.auth,
+                nonce: data.nonce.as_deref(),
+                extra: released,
+            },
+            now,
+            state.cfg.tokens.id_token_ttl_secs,
+        )?)
+    } else {
+        None
+    };
+    let (refresh_token, family) = if client.allows_grant(GrantType::RefreshToken) {
+        let family = tokens::new_id()?;
+        let rt = issue_refresh(
+            state,
+            &client.id,
+            &data.auth,
+            &data.scopes,
+            family.clone(),
+            now,
+        )
+        .await?;
+        (Some(rt), Some(family))
+    } else {
+        (None, None)
+    };
+    let spent = SpentCode {
+        client_id: client.id.clone(),
+        access_jti: access.jti.clone(),
+        access_exp: access.exp,
+        refresh_family: family,
+    };
+    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
+    let keep = std::time::Duration::from_secs(state.cfg.tokens.access_token_ttl_secs.max(3600));
+    state.eph.put(&spent_key(code), &spent_bytes, keep).await?;
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: state.cfg.tokens.access_token_ttl_secs,
+        scope,
+        refresh_token,
+        id_token,
+    })
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(code_verifier)) == code_challenge.
+fn check_verifier(verifier: &str, challenge: &str) -> Result<(), OAuthError> {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    if !well_formed {
+        return Err(OAuthError::invalid_grant("code_verifier is malformed"));
+    }
+    let computed = keys::sha256_b64url(verifier.as_bytes());
+    if !keys::constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    Ok(())
+}
+
+/// A replayed code: revoke what its first use issued (RFC 6749 §4.1.2).
+async fn revoke_after_reuse(
+    state: &AppState,
+    client: &Client,
+    code: &str,
+) -> Result<(), OAuthError> {
+    let Some(raw) = state.eph.get(&spent_key(code)).await? else {
+        return Ok(());
+    };
+    let Ok(spent) = serde_json::from_slice::<SpentCode>(&raw) else {
+        return Ok(());
+    };
+    if spent.client_id != client.id {
+        return Ok(());
+    }
+    let now = state.now();
+    let left = (spent.access_exp - now.timestamp()).max(1) as u64;
+    state
+        .eph
+        .put(
+            &revoked_key(&spent.access_jti),
+            b"1",
+            std::time::Duration::from_secs(left),
+        )
+        .await?;
+    let family = spent.refresh_family.clone();
+    let event = AuditEvent {
+        at: now,
+        kind: "token.code_reuse".into(),
+        subject_id: None,
+        client_id: Some(client.id.clone()),
+        ip: None,
+        detail: serde_json::json!({ "refresh_family_revoked": family.is_some() }),
+    };
+    state
+        .store
+        .call(move |s| {
+            if let Some(f) = &family {
+                s.revoke_family(f, now)?;
+            }
+            s.append_audit(&event)
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Everything a request handler needs, built once at start-up.
+
+use std::sync::Arc;
+
+use crate::authn::password::PasswordHasher;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ephemeral::Ephemeral;
+use crate::keyring::Keyring;
+use crate::store::SqlStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    /// Issuer URL without a trailing slash.
+    pub issuer: Arc<str>,
+    pub store: SqlStore,
+    pub eph: Arc<dyn Ephemeral>,
+    pub keyring: Arc<Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Arc<PasswordHasher>,
+    /// Pre-rendered discovery document.
+    pub discovery: Arc<[u8]>,
+    /// Secret for stateless CSRF tokens of forms outside a login transaction.
+    pub csrf_secret: Arc<[u8; 32]>,
+}
+
+impl AppState {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}

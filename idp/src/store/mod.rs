@@ -1,0 +1,110 @@
+//! Durable state: traits by aggregate, implemented once over diesel for Postgres and SQLite
+//! (`sql` module). Methods are synchronous; async callers go through [`SqlStore::call`].
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::AuditEvent;
+use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
+
+pub mod sql;
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated (duplicate id, login, ...).
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait ClientStore {
+    fn insert_client(&self, c: &Client) -> StoreResult<()>;
+    fn find_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Removes the client and everything issued to it (grants, refresh tokens). Ok(false) if absent.
+    fn remove_client(&self, id: &str) -> StoreResult<bool>;
+}
+
+pub trait SubjectStore {
+    /// Inserts a subject; `oid` of the argument is ignored and a fresh one is assigned and returned.
+    fn insert_subject(&self, s: &Subject) -> StoreResult<i64>;
+    fn find_subject(&self, id: &str) -> StoreResult<Option<Subject>>;
+    fn find_subject_by_login(&self, login: &str) -> StoreResult<Option<Subject>>;
+    fn list_subjects(&self) -> StoreResult<Vec<Subject>>;
+}
+
+pub trait SessionStore {
+    fn insert_session(&self, s: &SsoSession) -> StoreResult<()>;
+    /// A session by cookie hash, only while not ended and not expired at `now`.
+    fn find_live_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SsoSession>>;
+    fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>>;
+    /// Marks the session ended. Ok(false) if it was already ended or absent.
+    fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+pub trait GrantStore {
+    fn find_grant(&self, subject_id: &str, client_id: &str) -> StoreResult<Option<Grant>>;
+    /// Inserts or replaces the grant of (subject, client).
+    fn upsert_grant(&self, g: &Grant) -> StoreResult<()>;
+}
+
+/// Result of trying to spend a refresh token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshUse {
+    /// The token was live and is now marked used; the caller issues the successor.
+    Rotated(RefreshToken),
+    /// The token had already been used at the given time (possible replay).
+    AlreadyUsed(RefreshToken),
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+pub trait RefreshTokenStore {
+    fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()>;
+    fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
+    /// Atomically marks a live, unexpired, unused token as used at `now`
+    /// (a conditional UPDATE; two concurrent callers cannot both get `Rotated`).
+    fn use_refresh(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<RefreshUse>;
+    /// Revokes every token of the family. Returns how many were revoked.
+    fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize>;
+    /// Revokes all refresh tokens of (subject, client).
+    fn revoke_for_client(
+        &self,
+        subject_id: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize>;
+}
+
+/// A signing key as persisted: the private part sealed by the `keys` crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    /// next | current | retired
+    pub state: String,
+    pub private_sealed: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub trait KeyStore {
+    fn insert_key(&self, k: &StoredKey) -> StoreResult<()>;
+    fn list_keys(&self) -> StoreResult<Vec<StoredKey>>;
+}
+
+pub trait AuditStore {
+    fn append_audit(&self, e: &AuditEvent) -> StoreResult<()>;
+    fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+}

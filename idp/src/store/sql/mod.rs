@@ -1,0 +1,261 @@
+//! The SQL store: one diesel code path for Postgres and SQLite through
+//! `#[derive(MultiConnection)]`. The backend is chosen only when a connection is opened and
+//! when migrations run; queries never branch on it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, PooledConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+
+mod models;
+mod queries;
+pub mod schema;
+#[cfg(test)]
+mod tests;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// Serialises concurrent `migrate` calls of several nodes on one Postgres database.
+const PG_MIGRATION_LOCK: i64 = 0x7072_6f70_7573_6b00; // "propusk\0"
+
+/// SQLite settings applied to every pooled connection. `busy_timeout` comes first so that
+/// switching to WAL waits for other connections instead of failing.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+/// A connection to either database; every query is written once against this type.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Postgres,
+    Sqlite,
+}
+
+impl DbKind {
+    /// `postgres://` / `postgresql://` are Postgres; `sqlite://path`, `sqlite:path` and plain
+    /// paths are SQLite files. Returns the kind and the string to hand to the driver.
+    pub fn parse(database_url: &str) -> (DbKind, String) {
+        let url = database_url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return (DbKind::Postgres, url.to_string());
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        (DbKind::Sqlite, path.to_string())
+    }
+
+    /// Pool size when the configuration gives none: Postgres serves many concurrent
+    /// statements; SQLite has one writer, so a few connections suffice.
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            DbKind::Postgres => {
+                let cores = std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(2);
+                cores * 2
+            }
+            DbKind::Sqlite => 4,
+        }
+    }
+}
+
+/// Opens connections of the kind the URL names. (diesel's `ConnectionManager` would call
+/// `DbConnection::establish`, which falls back to SQLite when Postgres is unreachable and
+/// would then create a file named after the Postgres URL.)
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    kind: DbKind,
+    target: String,
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        match self.kind {
+            DbKind::Postgres => PgConnection::establish(&self.target).map(DbConnection::Pg),
+            DbKind::Sqlite => SqliteConnection::establish(&self.target).map(DbConnection::Sqlite),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.ping()
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Applies [`SQLITE_PRAGMAS`] to each new SQLite connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, ConnectionError> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        match conn {
+            DbConnection::Sqlite(c) => c
+                .batch_execute(SQLITE_PRAGMAS)
+                .map_err(ConnectionError::CouldntSetupConfiguration),
+            DbConnection::Pg(_) => Ok(()),
+        }
+    }
+}
+
+pub type DbPool = r2d2::Pool<DbManager>;
+pub type PooledDb = PooledConnection<DbManager>;
+
+/// Durable storage over a connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: DbPool,
+    kind: DbKind,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                StoreError::Conflict
+            }
+            DieselError::NotFound => StoreError::NotFound,
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+impl SqlStore {
+    /// Opens a pool for `database_url` (see [`DbKind::parse`]); `pool_size` 0 means the
+    /// backend's default. Creates the parent directory of a SQLite file.
+    pub fn connect(database_url: &str, pool_size: u32) -> Result<SqlStore, StoreError> {
+        let (kind, target) = DbKind::parse(database_url);
+        if target.is_empty() {
+            return Err(StoreError::Db("empty database url".into()));
+        }
+        let mut size = if pool_size == 0 {
+            kind.default_pool_size()
+        } else {
+            pool_size
+        };
+        if kind == DbKind::Sqlite {
+            if target == ":memory:" {
+                // Every connection would see its own empty database.
+                size = 1;
+            } else if let Some(dir) = Path::new(&target).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Db(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(size.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(DbManager { kind, target })
+            .map_err(|e| StoreError::Db(format!("cannot open database: {e}")))?;
+        Ok(SqlStore { pool, kind })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    /// A pooled connection, for callers composing their own queries.
+    pub fn conn(&self) -> Result<PooledDb, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Db(format!("no database connection: {e}")))
+    }
+
+    /// Applies pending embedded migrations of the connected backend.
+    pub fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            StoreError::Db(format!("migration failed: {e}"))
+        };
+        match &mut *conn {
+            DbConnection::Pg(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+                    .execute(c)?;
+                let res = c
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(failed);
+                let unlocked =
+                    diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
+                        .execute(c);
+                res?;
+                unlocked?;
+            }
+            DbConnection::Sqlite(c) => {
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on tokio's blocking pool; for async callers of the synchronous store traits.
+    pub async fn call<F, R>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&SqlStore) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` in one database transaction: committed if it returns Ok, rolled back otherwise.
+    ///
+    /// On SQLite a transaction starts deferred; begin with a write (as the stores here do) so
+    /// the write lock is taken up front and waits on `busy_timeout` instead of failing on upgrade.
+    pub fn transaction<R>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.conn()?;
+        let db: &mut DbConnection = &mut conn;
+        db.transaction(f)
+    }
+}
+
+/// Times are stored as UTC without zone, truncated to microseconds (Postgres precision) so
+/// both backends return exactly what was written.
+pub(crate) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
+}
+
+pub(crate) fn from_db_time(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}

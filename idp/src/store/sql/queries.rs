@@ -1,0 +1,349 @@
+//! The store traits over [`SqlStore`]. Every query is written once against `DbConnection`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::models::{
+    AuditEventRow, ClientRow, GrantRow, NewAuditEvent, NewClient, NewGrant, NewRefreshToken,
+    NewSession, NewSigningKey, NewSubject, RefreshTokenRow, SessionRow, SigningKeyRow, SubjectRow,
+};
+use super::schema::{
+    audit_events, clients, grants, oid_counter, refresh_tokens, sessions, signing_keys, subjects,
+};
+use super::{to_db_time, DbConnection, SqlStore};
+use crate::audit::AuditEvent;
+use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
+use crate::store::{
+    AuditStore, ClientStore, GrantStore, KeyStore, RefreshTokenStore, RefreshUse, SessionStore,
+    StoreError, StoreResult, StoredKey, SubjectStore,
+};
+
+/// How often a racing insert of the same grant is retried as an update.
+const UPSERT_ATTEMPTS: usize = 3;
+
+/// Whether `key` could be a stored key at all. Postgres text cannot hold NUL, and nothing
+/// is ever stored with one, so a lookup by such a key finds nothing on either backend
+/// instead of failing with a database error.
+fn storable(key: &str) -> bool {
+    !key.contains('\0')
+}
+
+fn convert<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+impl ClientStore for SqlStore {
+    fn insert_client(&self, c: &Client) -> StoreResult<()> {
+        let row = NewClient::try_from(c)?;
+        diesel::insert_into(clients::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
+    fn find_client(&self, id: &str) -> StoreResult<Option<Client>> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        clients::table
+            .find(id)
+            .select(ClientRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(Client::try_from)
+            .transpose()
+    }
+
+    fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let rows = clients::table
+            .order(clients::id)
+            .select(ClientRow::as_select())
+            .load(&mut *self.conn()?)?;
+        convert(rows)
+    }
+
+    fn remove_client(&self, id: &str) -> StoreResult<bool> {
+        self.transaction(|c| {
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::client_id.eq(id)))
+                .execute(c)?;
+            diesel::delete(grants::table.filter(grants::client_id.eq(id))).execute(c)?;
+            let n = diesel::delete(clients::table.find(id)).execute(c)?;
+            Ok(n > 0)
+        })
+    }
+}
+
+/// Takes the next oid from the one-row counter. The UPDATE comes first, so the row lock
+/// (Postgres) or the write lock (SQLite) is held until the surrounding transaction ends:
+/// concurrent inserts get distinct, increasing oids, and a rolled-back insert leaves no gap.
+fn next_oid(c: &mut DbConnection) -> StoreResult<i64> {
+    let n = diesel::update(oid_counter::table.find(1))
+        .set(oid_counter::next_oid.eq(oid_counter::next_oid + 1))
+        .execute(c)?;
+    if n != 1 {
+        return Err(StoreError::Corrupt("oid counter row is missing".into()));
+    }
+    let after: i64 = oid_counter::table
+        .find(1)
+        .select(oid_counter::next_oid)
+        .first(c)?;
+    Ok(after - 1)
+}
+
+impl SubjectStore for SqlStore {
+    fn insert_subject(&self, s: &Subject) -> StoreResult<i64> {
+        self.transaction(|c| {
+            let oid = next_oid(c)?;
+            let row = NewSubject::new(s, oid)?;
+            diesel::insert_into(subjects::table)
+                .values(&row)
+                .execute(c)?;
+            Ok(oid)
+        })
+    }
+
+    fn find_subject(&self, id: &str) -> StoreResult<Option<Subject>> {
+        if !storable(id) {
+            return Ok(None);
+        }
+        subjects::table
+            .find(id)
+            .select(SubjectRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(Subject::try_from)
+            .transpose()
+    }
+
+    fn find_subject_by_login(&self, login: &str) -> StoreResult<Option<Subject>> {
+        if !storable(login) {
+            return Ok(None);
+        }
+        subjects::table
+            .filter(subjects::login.eq(login))
+            .select(SubjectRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(Subject::try_from)
+            .transpose()
+    }
+
+    fn list_subjects(&self) -> StoreResult<Vec<Subject>> {
+        let rows = subjects::table
+            .order(subjects::oid)
+            .select(SubjectRow::as_select())
+            .load(&mut *self.conn()?)?;
+        convert(rows)
+    }
+}
+
+impl SessionStore for SqlStore {
+    fn insert_session(&self, s: &SsoSession) -> StoreResult<()> {
+        let row = NewSession::try_from(s)?;
+        diesel::insert_into(sessions::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
+    fn find_live_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SsoSession>> {
+        sessions::table
+            .find(id_hash)
+            .filter(sessions::ended_at.is_null())
+            .filter(sessions::expires_at.gt(to_db_time(now)))
+            .select(SessionRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(SsoSession::try_from)
+            .transpose()
+    }
+
+    fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>> {
+        sessions::table
+            .filter(sessions::sid.eq(sid))
+            .select(SessionRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(SsoSession::try_from)
+            .transpose()
+    }
+
+    fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        let n = diesel::update(
+            sessions::table
+                .filter(sessions::sid.eq(sid))
+                .filter(sessions::ended_at.is_null()),
+        )
+        .set(sessions::ended_at.eq(Some(to_db_time(now))))
+        .execute(&mut *self.conn()?)?;
+        Ok(n > 0)
+    }
+}
+
+impl GrantStore for SqlStore {
+    fn find_grant(&self, subject_id: &str, client_id: &str) -> StoreResult<Option<Grant>> {
+        grants::table
+            .find((subject_id, client_id))
+            .select(GrantRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?
+            .map(Grant::try_from)
+            .transpose()
+    }
+
+    /// UPDATE, then INSERT when no row existed; an INSERT that loses a race with another
+    /// one becomes an UPDATE on the next attempt. (MultiConnection has no ON CONFLICT.)
+    fn upsert_grant(&self, g: &Grant) -> StoreResult<()> {
+        let row = NewGrant::try_from(g)?;
+        let mut conn = self.conn()?;
+        for _ in 0..UPSERT_ATTEMPTS {
+            let n = diesel::update(grants::table.find((row.subject_id, row.client_id)))
+                .set((
+                    grants::scopes.eq(&row.scopes),
+                    grants::created_at.eq(row.created_at),
+                    grants::updated_at.eq(row.updated_at),
+                ))
+                .execute(&mut *conn)?;
+            if n > 0 {
+                return Ok(());
+            }
+            match diesel::insert_into(grants::table)
+                .values(&row)
+                .execute(&mut *conn)
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Conflict => continue,
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+impl RefreshTokenStore for SqlStore {
+    fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()> {
+        let row = NewRefreshToken::try_from(t)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
+    fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        find_refresh_on(&mut *self.conn()?, token_hash)
+    }
+
+    /// One conditional UPDATE decides; the row is read afterwards only to report.
+    fn use_refresh(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<RefreshUse> {
+        let mut conn = self.conn()?;
+        let at = to_db_time(now);
+        let spent = diesel::update(
+            refresh_tokens::table
+                .find(token_hash)
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(at)),
+        )
+        .set(refresh_tokens::used_at.eq(Some(at)))
+        .execute(&mut *conn)?;
+        let Some(token) = find_refresh_on(&mut conn, token_hash)? else {
+            return Ok(RefreshUse::Invalid);
+        };
+        Ok(if spent > 0 {
+            RefreshUse::Rotated(token)
+        } else if token.revoked_at.is_some() || token.expires_at <= now {
+            RefreshUse::Invalid
+        } else if token.used_at.is_some() {
+            RefreshUse::AlreadyUsed(token)
+        } else {
+            RefreshUse::Invalid
+        })
+    }
+
+    fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
+        .execute(&mut *self.conn()?)?;
+        Ok(n)
+    }
+
+    fn revoke_for_client(
+        &self,
+        subject_id: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::subject_id.eq(subject_id))
+                .filter(refresh_tokens::client_id.eq(client_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
+        .execute(&mut *self.conn()?)?;
+        Ok(n)
+    }
+}
+
+fn find_refresh_on(conn: &mut DbConnection, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+    refresh_tokens::table
+        .find(token_hash)
+        .select(RefreshTokenRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(RefreshToken::try_from)
+        .transpose()
+}
+
+impl KeyStore for SqlStore {
+    fn insert_key(&self, k: &StoredKey) -> StoreResult<()> {
+        diesel::insert_into(signing_keys::table)
+            .values(NewSigningKey::from(k))
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
+    fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
+        let rows = signing_keys::table
+            .order((signing_keys::created_at, signing_keys::kid))
+            .select(SigningKeyRow::as_select())
+            .load(&mut *self.conn()?)?;
+        Ok(rows.into_iter().map(StoredKey::from).collect())
+    }
+}
+
+impl AuditStore for SqlStore {
+    fn append_audit(&self, e: &AuditEvent) -> StoreResult<()> {
+        let row = NewAuditEvent::try_from(e)?;
+        diesel::insert_into(audit_events::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
+    /// The newest `limit` events, newest first.
+    fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEvent>> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows = audit_events::table
+            .order(audit_events::id.desc())
+            .limit(limit)
+            .select(AuditEventRow::as_select())
+            .load(&mut *self.conn()?)?;
+        convert(rows)
+    }
+}

@@ -1,0 +1,579 @@
+//! Store contract tests: every body runs on a fresh SQLite file, and also on a fresh
+//! Postgres database when `TEST_DATABASE_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ops::Deref;
+use std::sync::Barrier;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+use super::{DbKind, SqlStore};
+use crate::audit::AuditEvent;
+use crate::domain::{
+    Client, ClientAuthMethod, Grant, GrantType, Profile, RefreshToken, SsoSession, Subject,
+};
+use crate::store::{
+    AuditStore, ClientStore, GrantStore, KeyStore, RefreshTokenStore, RefreshUse, SessionStore,
+    StoreError, StoredKey, SubjectStore,
+};
+
+/// A store on its own database, removed when dropped.
+struct TestDb {
+    store: Option<SqlStore>,
+    _dir: Option<tempfile::TempDir>,
+    /// (admin url, database name) of a Postgres database to drop.
+    pg: Option<(String, String)>,
+}
+
+impl Deref for TestDb {
+    type Target = SqlStore;
+    fn deref(&self) -> &SqlStore {
+        self.store.as_ref().unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop(self.store.take());
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut c) = PgConnection::establish(admin) {
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut c);
+            }
+        }
+    }
+}
+
+fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("propusk.db");
+    let store = SqlStore::connect(&format!("sqlite://{}", path.display()), 4).unwrap();
+    store.migrate().unwrap();
+    assert_eq!(store.kind(), DbKind::Sqlite);
+    TestDb {
+        store: Some(store),
+        _dir: Some(dir),
+        pg: None,
+    }
+}
+
+fn pg_db(admin: &str) -> TestDb {
+    let name = format!("propusk_t_{}", uuid::Uuid::new_v4().simple());
+    let mut c = PgConnection::establish(admin).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut c)
+        .unwrap();
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    // Registered before connecting so the database is dropped even if setup fails.
+    let mut db = TestDb {
+        store: None,
+        _dir: None,
+        pg: Some((admin.to_string(), name)),
+    };
+    let store = SqlStore::connect(url.as_str(), 4).unwrap();
+    store.migrate().unwrap();
+    assert_eq!(store.kind(), DbKind::Postgres);
+    db.store = Some(store);
+    db
+}
+
+fn backends() -> Vec<TestDb> {
+    let mut dbs = vec![sqlite_db()];
+    if let Ok(admin) = std::env::var("TEST_DATABASE_URL") {
+        if !admin.is_empty() {
+            dbs.push(pg_db(&admin));
+        }
+    }
+    dbs
+}
+
+/// Runs `body` on every backend, naming the backend if it fails.
+fn each(body: impl Fn(&SqlStore)) {
+    for db in backends() {
+        eprintln!("backend: {:?}", db.kind());
+        body(&db);
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::microseconds(123_456)
+}
+
+fn client(id: &str) -> Client {
+    Client {
+        id: id.into(),
+        name: format!("Portal {id}"),
+        secret_hash: Some("c2VjcmV0LWhhc2g".into()),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+        redirect_uris: vec![
+            "https://rp.example/cb".into(),
+            "https://rp.example/cb2".into(),
+        ],
+        post_logout_redirect_uris: vec!["https://rp.example/bye".into()],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: vec!["openid".into(), "profile".into()],
+        jwks: Some(serde_json::json!({"keys": []})),
+        id_token_alg: Some("ES256".into()),
+        created_at: t0(),
+    }
+}
+
+fn subject(id: &str, login: &str) -> Subject {
+    Subject {
+        id: id.into(),
+        oid: 0,
+        login: login.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        profile: Profile {
+            given_name: Some("Иван".into()),
+            family_name: Some("Петров".into()),
+            email: Some(login.into()),
+            email_verified: true,
+            ..Profile::default()
+        },
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+fn session(id_hash: &str, sid: &str, subject_id: &str) -> SsoSession {
+    SsoSession {
+        id_hash: id_hash.into(),
+        sid: sid.into(),
+        subject_id: subject_id.into(),
+        auth_time: t0(),
+        acr: "urn:propusk:acr:pwd".into(),
+        amr: vec!["pwd".into()],
+        remember: true,
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(8),
+        ended_at: None,
+    }
+}
+
+fn refresh(hash: &str, family: &str, client_id: &str, subject_id: &str) -> RefreshToken {
+    RefreshToken {
+        token_hash: hash.into(),
+        family_id: family.into(),
+        client_id: client_id.into(),
+        subject_id: subject_id.into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        sid: Some("sid-1".into()),
+        auth_time: t0(),
+        acr: "urn:propusk:acr:pwd".into(),
+        amr: vec!["pwd".into(), "otp".into()],
+        created_at: t0(),
+        expires_at: t0() + Duration::days(30),
+        used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A client "rp" and a subject "sub-1" for tests that need both.
+fn seed(s: &SqlStore) {
+    s.insert_client(&client("rp")).unwrap();
+    s.insert_subject(&subject("sub-1", "ivan@example.ru"))
+        .unwrap();
+}
+
+#[test]
+fn url_forms() {
+    assert_eq!(DbKind::parse("postgres://u@h/db").0, DbKind::Postgres);
+    assert_eq!(DbKind::parse("postgresql://u@h/db").0, DbKind::Postgres);
+    assert_eq!(
+        DbKind::parse("sqlite://data/p.db"),
+        (DbKind::Sqlite, "data/p.db".to_string())
+    );
+    assert_eq!(
+        DbKind::parse("sqlite:///abs/p.db"),
+        (DbKind::Sqlite, "/abs/p.db".to_string())
+    );
+    assert_eq!(
+        DbKind::parse("sqlite:p.db"),
+        (DbKind::Sqlite, "p.db".to_string())
+    );
+    assert_eq!(
+        DbKind::parse("./data/propusk.db"),
+        (DbKind::Sqlite, "./data/propusk.db".to_string())
+    );
+}
+
+#[test]
+fn migrate_twice_is_a_no_op() {
+    each(|s| s.migrate().unwrap());
+}
+
+#[test]
+fn clients_insert_find_list_remove() {
+    each(|s| {
+        let a = client("a-portal");
+        let mut b = client("b-portal");
+        b.secret_hash = None;
+        b.auth_method = ClientAuthMethod::None;
+        b.jwks = None;
+        b.id_token_alg = None;
+        b.grant_types = vec![GrantType::ClientCredentials];
+        s.insert_client(&b).unwrap();
+        s.insert_client(&a).unwrap();
+        assert!(matches!(s.insert_client(&a), Err(StoreError::Conflict)));
+
+        assert_eq!(s.find_client("a-portal").unwrap(), Some(a.clone()));
+        assert_eq!(s.find_client("nobody").unwrap(), None);
+        assert_eq!(s.list_clients().unwrap(), vec![a.clone(), b.clone()]);
+
+        assert!(s.remove_client("a-portal").unwrap());
+        assert!(!s.remove_client("a-portal").unwrap());
+        assert_eq!(s.list_clients().unwrap(), vec![b]);
+    });
+}
+
+#[test]
+fn remove_client_removes_what_was_issued_to_it() {
+    each(|s| {
+        seed(s);
+        s.insert_client(&client("other")).unwrap();
+        let g = Grant {
+            subject_id: "sub-1".into(),
+            client_id: "rp".into(),
+            scopes: vec!["openid".into()],
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        s.upsert_grant(&g).unwrap();
+        s.upsert_grant(&Grant {
+            client_id: "other".into(),
+            ..g.clone()
+        })
+        .unwrap();
+        s.insert_refresh(&refresh("h1", "f1", "rp", "sub-1"))
+            .unwrap();
+        s.insert_refresh(&refresh("h2", "f2", "other", "sub-1"))
+            .unwrap();
+
+        assert!(s.remove_client("rp").unwrap());
+        assert_eq!(s.find_grant("sub-1", "rp").unwrap(), None);
+        assert_eq!(s.find_refresh("h1").unwrap(), None);
+        assert!(s.find_grant("sub-1", "other").unwrap().is_some());
+        assert!(s.find_refresh("h2").unwrap().is_some());
+    });
+}
+
+#[test]
+fn subjects_insert_find_by_login() {
+    each(|s| {
+        let a = subject("sub-a", "ivan@example.ru");
+        let oid_a = s.insert_subject(&a).unwrap();
+        assert_eq!(oid_a, 1_000_000_001);
+        let oid_b = s.insert_subject(&subject("sub-b", "+79123456789")).unwrap();
+        assert!(oid_b > oid_a);
+
+        let found = s.find_subject("sub-a").unwrap().unwrap();
+        assert_eq!(
+            found,
+            Subject {
+                oid: oid_a,
+                ..a.clone()
+            }
+        );
+        assert_eq!(
+            s.find_subject_by_login("ivan@example.ru").unwrap(),
+            Some(found)
+        );
+        assert_eq!(s.find_subject_by_login("nobody@example.ru").unwrap(), None);
+        assert_eq!(s.find_subject("sub-x").unwrap(), None);
+
+        // Same login, or same id: Conflict, and no oid is burnt or reused.
+        let dup = s.insert_subject(&subject("sub-c", "ivan@example.ru"));
+        assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
+        let dup = s.insert_subject(&subject("sub-a", "other@example.ru"));
+        assert!(matches!(dup, Err(StoreError::Conflict)), "{dup:?}");
+        let oid_c = s
+            .insert_subject(&subject("sub-c", "petr@example.ru"))
+            .unwrap();
+        assert!(oid_c > oid_b);
+
+        let oids: Vec<i64> = s.list_subjects().unwrap().iter().map(|x| x.oid).collect();
+        assert_eq!(oids, vec![oid_a, oid_b, oid_c]);
+    });
+}
+
+#[test]
+fn concurrent_subject_inserts_get_distinct_oids() {
+    each(|s| {
+        let barrier = Barrier::new(8);
+        let mut oids: Vec<i64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.insert_subject(&subject(&format!("sub-{i}"), &format!("u{i}@example.ru")))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        oids.sort_unstable();
+        oids.dedup();
+        assert_eq!(oids.len(), 8);
+        assert_eq!(oids.first(), Some(&1_000_000_001));
+        assert_eq!(oids.last(), Some(&1_000_000_008));
+    });
+}
+
+#[test]
+fn sessions_live_expired_ended() {
+    each(|s| {
+        seed(s);
+        let live = session("hash-1", "sid-1", "sub-1");
+        s.insert_session(&live).unwrap();
+        assert!(matches!(
+            s.insert_session(&session("hash-2", "sid-1", "sub-1")),
+            Err(StoreError::Conflict)
+        ));
+
+        assert_eq!(
+            s.find_live_session("hash-1", t0()).unwrap(),
+            Some(live.clone())
+        );
+        assert_eq!(
+            s.find_live_session("hash-1", live.expires_at).unwrap(),
+            None,
+            "expired at expires_at"
+        );
+        assert_eq!(s.find_live_session("nope", t0()).unwrap(), None);
+        assert_eq!(s.find_session_by_sid("sid-1").unwrap(), Some(live.clone()));
+
+        let end = t0() + Duration::minutes(5);
+        assert!(s.end_session("sid-1", end).unwrap());
+        assert!(!s.end_session("sid-1", end).unwrap());
+        assert!(!s.end_session("sid-404", end).unwrap());
+        assert_eq!(s.find_live_session("hash-1", t0()).unwrap(), None);
+        let ended = s.find_session_by_sid("sid-1").unwrap().unwrap();
+        assert_eq!(ended.ended_at, Some(end));
+    });
+}
+
+#[test]
+fn grant_upsert_replaces() {
+    each(|s| {
+        seed(s);
+        assert_eq!(s.find_grant("sub-1", "rp").unwrap(), None);
+        let g1 = Grant {
+            subject_id: "sub-1".into(),
+            client_id: "rp".into(),
+            scopes: vec!["openid".into()],
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        s.upsert_grant(&g1).unwrap();
+        assert_eq!(s.find_grant("sub-1", "rp").unwrap(), Some(g1.clone()));
+        let g2 = Grant {
+            scopes: vec!["openid".into(), "profile".into(), "phone".into()],
+            updated_at: t0() + Duration::days(1),
+            ..g1
+        };
+        s.upsert_grant(&g2).unwrap();
+        assert_eq!(s.find_grant("sub-1", "rp").unwrap(), Some(g2));
+    });
+}
+
+#[test]
+fn refresh_rotates_once_then_reports_reuse() {
+    each(|s| {
+        seed(s);
+        let t = refresh("h1", "fam-1", "rp", "sub-1");
+        s.insert_refresh(&t).unwrap();
+        assert!(matches!(s.insert_refresh(&t), Err(StoreError::Conflict)));
+        assert_eq!(s.find_refresh("h1").unwrap(), Some(t.clone()));
+
+        let now = t0() + Duration::hours(1);
+        let used = RefreshToken {
+            used_at: Some(now),
+            ..t.clone()
+        };
+        assert_eq!(
+            s.use_refresh("h1", now).unwrap(),
+            RefreshUse::Rotated(used.clone())
+        );
+        let later = now + Duration::minutes(1);
+        assert_eq!(
+            s.use_refresh("h1", later).unwrap(),
+            RefreshUse::AlreadyUsed(used)
+        );
+        assert_eq!(s.use_refresh("unknown", now).unwrap(), RefreshUse::Invalid);
+    });
+}
+
+#[test]
+fn refresh_expired_or_revoked_is_invalid() {
+    each(|s| {
+        seed(s);
+        let t = refresh("h1", "fam-1", "rp", "sub-1");
+        s.insert_refresh(&t).unwrap();
+        assert_eq!(
+            s.use_refresh("h1", t.expires_at).unwrap(),
+            RefreshUse::Invalid
+        );
+        assert_eq!(
+            s.find_refresh("h1").unwrap().unwrap().used_at,
+            None,
+            "an expired token is not marked used"
+        );
+
+        s.insert_refresh(&refresh("h2", "fam-2", "rp", "sub-1"))
+            .unwrap();
+        assert_eq!(s.revoke_for_client("sub-1", "rp", t0()).unwrap(), 2);
+        assert_eq!(s.use_refresh("h2", t0()).unwrap(), RefreshUse::Invalid);
+    });
+}
+
+#[test]
+fn revoke_family_revokes_only_that_family() {
+    each(|s| {
+        seed(s);
+        for (h, f) in [
+            ("a1", "fam-a"),
+            ("a2", "fam-a"),
+            ("a3", "fam-a"),
+            ("b1", "fam-b"),
+        ] {
+            s.insert_refresh(&refresh(h, f, "rp", "sub-1")).unwrap();
+        }
+        let now = t0() + Duration::minutes(3);
+        assert_eq!(s.revoke_family("fam-a", now).unwrap(), 3);
+        assert_eq!(s.revoke_family("fam-a", now).unwrap(), 0, "already revoked");
+        assert_eq!(s.find_refresh("a2").unwrap().unwrap().revoked_at, Some(now));
+        assert_eq!(s.use_refresh("a3", now).unwrap(), RefreshUse::Invalid);
+        assert!(matches!(
+            s.use_refresh("b1", now).unwrap(),
+            RefreshUse::Rotated(_)
+        ));
+    });
+}
+
+#[test]
+fn concurrent_use_refresh_rotates_exactly_once() {
+    each(|s| {
+        seed(s);
+        s.insert_refresh(&refresh("h1", "fam-1", "rp", "sub-1"))
+            .unwrap();
+        let barrier = Barrier::new(8);
+        let now = t0() + Duration::seconds(10);
+        let results: Vec<RefreshUse> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.use_refresh("h1", now).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let rotated = results
+            .iter()
+            .filter(|r| matches!(r, RefreshUse::Rotated(_)))
+            .count();
+        let reused = results
+            .iter()
+            .filter(|r| matches!(r, RefreshUse::AlreadyUsed(_)))
+            .count();
+        assert_eq!((rotated, reused), (1, 7), "{results:?}");
+    });
+}
+
+#[test]
+fn keys_insert_list() {
+    each(|s| {
+        let k1 = StoredKey {
+            kid: "k1".into(),
+            alg: "ES256".into(),
+            state: "current".into(),
+            private_sealed: vec![0, 1, 2, 255, 254],
+            public_jwk: r#"{"kty":"EC"}"#.into(),
+            created_at: t0(),
+        };
+        let k2 = StoredKey {
+            kid: "k2".into(),
+            state: "next".into(),
+            created_at: t0() + Duration::days(1),
+            ..k1.clone()
+        };
+        s.insert_key(&k2).unwrap();
+        s.insert_key(&k1).unwrap();
+        assert!(matches!(s.insert_key(&k1), Err(StoreError::Conflict)));
+        assert_eq!(s.list_keys().unwrap(), vec![k1, k2]);
+    });
+}
+
+#[test]
+fn audit_append_list() {
+    each(|s| {
+        assert!(s.list_audit(10).unwrap().is_empty());
+        let events: Vec<AuditEvent> = (0..5)
+            .map(|i| AuditEvent {
+                at: t0() + Duration::seconds(i),
+                kind: format!("login.success.{i}"),
+                subject_id: (i % 2 == 0).then(|| "sub-1".to_string()),
+                client_id: Some("rp".into()),
+                ip: Some("192.0.2.1".into()),
+                detail: serde_json::json!({ "n": i, "acr": "pwd" }),
+            })
+            .collect();
+        for e in &events {
+            s.append_audit(e).unwrap();
+        }
+        let newest: Vec<AuditEvent> = events.iter().rev().take(3).cloned().collect();
+        assert_eq!(s.list_audit(3).unwrap(), newest);
+        assert_eq!(s.list_audit(100).unwrap().len(), 5);
+        assert!(s.list_audit(0).unwrap().is_empty());
+    });
+}
+
+#[test]
+fn foreign_keys_are_enforced() {
+    each(|s| {
+        let r = s.insert_session(&session("h", "sid", "no-such-subject"));
+        assert!(matches!(r, Err(StoreError::Db(_))), "{r:?}");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_runs_on_the_blocking_pool() {
+    for db in backends() {
+        let s: &SqlStore = &db;
+        s.call(|st| st.insert_client(&client("rp"))).await.unwrap();
+        let found = s.call(|st| st.find_client("rp")).await.unwrap();
+        assert_eq!(found.map(|c| c.id), Some("rp".to_string()));
+        let err = s
+            .transaction(|c| {
+                use diesel::prelude::*;
+                diesel::delete(super::schema::clients::table).execute(c)?;
+                Err::<(), _>(StoreError::NotFound)
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound));
+        assert_eq!(
+            s.list_clients().unwrap().len(),
+            1,
+            "the failed transaction was rolled back"
+        );
+    }
+}
+
+#[test]
+fn lookups_by_keys_with_nul_find_nothing() {
+    each(|s| {
+        seed(s);
+        assert_eq!(s.find_client("r\0p").unwrap(), None);
+        assert_eq!(s.find_subject("sub\0-1").unwrap(), None);
+        assert_eq!(s.find_subject_by_login("ivan\0@example.ru").unwrap(), None);
+    });
+}
