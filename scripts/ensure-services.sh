@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a Debian machine ready for scripts/test.sh: installs what is missing (system
-# packages, Rust toolchain), starts Postgres and Redis on 127.0.0.1 when they are not
-# reachable, and lets user `postgres` connect over TCP from 127.0.0.1 without a password.
+# packages, Chromium and Node.js for the browser tests, Rust toolchain), starts Postgres and
+# Redis on 127.0.0.1 when they are not reachable, and lets user `postgres` connect over TCP
+# from 127.0.0.1 without a password.
 # A machine that already has everything pays only a few `dpkg -s` calls.
 #
 # Environment:
@@ -25,8 +26,11 @@ reachable() { # host port
 # ------------------------------------------------------------------ system packages
 # package:command-or-empty — a package counts as present when dpkg knows it or, when a
 # command is given, when that command exists (e.g. psql from postgresql-client-15).
+# chromium, nodejs and npm run the browser suite (conformance-tests/browser: playwright-core
+# drives Debian's /usr/bin/chromium; no browser is downloaded).
 PACKAGES=(build-essential:cc pkg-config:pkg-config libpq-dev: postgresql:pg_ctlcluster
-    postgresql-client:psql redis-server:redis-server redis-tools:redis-cli curl:curl ca-certificates:)
+    postgresql-client:psql redis-server:redis-server redis-tools:redis-cli curl:curl ca-certificates:
+    chromium:chromium nodejs:node npm:npm)
 missing=()
 for entry in "${PACKAGES[@]}"; do
     p="${entry%%:*}"

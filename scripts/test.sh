@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test: build, all tests of every crate (SQLite + memory,
-# and Postgres + Redis), clippy, rustfmt. On a fresh Debian machine it first installs what
-# is missing and starts Postgres and Redis (scripts/ensure-services.sh).
+# and Postgres + Redis), the browser tests in headless Chromium, clippy, rustfmt. On a fresh
+# Debian machine it first installs what is missing and starts Postgres and Redis
+# (scripts/ensure-services.sh).
 #
 #   scripts/test.sh                      everything
 #   scripts/test.sh -- <filter>          pass extra arguments to the test runner
@@ -53,6 +54,18 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     step "tests" cargo test --workspace --no-fail-fast "${extra[@]}"
 fi
+# Browser tests: the real pages in headless Chromium (Debian's /usr/bin/chromium driven by
+# playwright-core, which downloads no browser). `npm ci` only when node_modules is missing or
+# older than package-lock.json (npm's own copy of the lock in node_modules marks the install).
+browser_tests() {
+    local dir=conformance-tests/browser
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) || return 1
+    fi
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node --test "$dir"/*.test.mjs
+}
+step "browser" browser_tests
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "rustfmt" cargo fmt --all -- --check
 

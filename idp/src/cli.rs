@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use clap::Subcommand;
+use idp::clock::Clock;
 use idp::config::Config;
 use idp::domain::identifier::normalize_login;
 use idp::domain::{Client, ClientAuthMethod, GrantType, Profile, Subject};
@@ -29,6 +30,10 @@ pub enum ClientAction {
         /// Scopes the client may request (repeat).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// ID token signing algorithm (`id_token_signed_response_alg`): ES256, EdDSA or RS256;
+        /// default: the first of `keys.algorithms`.
+        #[arg(long)]
+        id_token_alg: Option<String>,
         /// JWK Set file with the client's public keys (private_key_jwt).
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
@@ -121,6 +126,7 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub jwks: Option<serde_json::Value>,
+    pub id_token_alg: Option<String>,
 }
 
 /// Validates and builds a client; returns it with its secret (when it has one).
@@ -172,7 +178,7 @@ pub fn build_client(n: NewClient) -> Result<(Client, Option<String>), BoxError> 
         grant_types,
         scopes,
         jwks: n.jwks,
-        id_token_alg: None,
+        id_token_alg: n.id_token_alg,
         created_at: chrono::Utc::now(),
     };
     Ok((client, secret))
@@ -189,10 +195,22 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
             auth_method,
             grant_types,
             scopes,
+            id_token_alg,
             jwks,
             id,
             json,
         } => {
+            if let Some(a) = &id_token_alg {
+                let algs = cfg.keys.algs()?;
+                if !algs.iter().any(|x| x.as_str() == a) {
+                    let names: Vec<&str> = algs.iter().map(|x| x.as_str()).collect();
+                    return Err(format!(
+                        "--id-token-alg `{a}` is not one of the configured keys.algorithms ({})",
+                        names.join(", ")
+                    )
+                    .into());
+                }
+            }
             let jwks = match jwks {
                 Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(&p)?)?),
                 None => None,
@@ -206,6 +224,7 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
                 grant_types,
                 scopes,
                 jwks,
+                id_token_alg,
             })?;
             match store.insert_client(&client) {
                 Err(StoreError::Conflict) => {
@@ -297,7 +316,7 @@ pub fn create_user(
 
 pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> {
     let cfg = load(config)?;
-    let store = open(&cfg)?;
+    let (store, _master) = startup::open_sealed_store(&cfg, idp::clock::SystemClock.now())?;
     match action {
         UserAction::Add {
             login,
@@ -380,12 +399,12 @@ pub fn serve(config: Option<&Path>, listen: Option<String>, demo: bool) -> Resul
             let s2 = store.clone();
             tokio::task::spawn_blocking(move || s2.migrate()).await??;
         }
+        let state = startup::build_state(cfg, store).await?;
         let demo_note = if demo {
-            Some(crate::demo::seed(&cfg, &store)?)
+            Some(crate::demo::seed(&state.cfg, &state.store)?)
         } else {
             None
         };
-        let state = startup::build_state(cfg, store).await?;
         startup::spawn_key_refresh(&state);
         tracing::info!(issuer = %state.issuer, "listening on {}", state.cfg.listen);
         println!(

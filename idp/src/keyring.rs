@@ -1,41 +1,57 @@
-//! The node's view of the signing keys: loaded from SQL (sealed), refreshed on an interval so
-//! every node agrees, JWKS pre-rendered once per refresh.
+//! The node's view of the signing keys: read from SQL, rotated by `keys::plan_rotation` under
+//! a database lock (so nodes agree without talking to each other), refreshed on an interval,
+//! JWKS pre-rendered once per refresh.
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use keys::{Alg, MasterKey, Sealer, SigningKey, VerifyingKey};
+use keys::{Alg, KeyMeta, KeyState, RotationPolicy, Sealer, SigningKey, Step, VerifyingKey};
 
-use crate::config::Config;
-use crate::store::{KeyStore, SqlStore, StoreError, StoredKey};
+use crate::store::{KeyChange, KeyStore, SqlStore, StoreError, StoredKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("no master key: set IDP_MASTER_KEY or master_key_file (create one with `idp keys new-master > master.key`), or run in dev mode")]
     NoMasterKey,
-    #[error("master key file {0}: {1}")]
-    MasterKeyFile(String, String),
+    #[error("master key: {0}")]
+    MasterKey(String),
     #[error("key store: {0}")]
     Store(#[from] StoreError),
     #[error("key {kid}: {message}")]
     Key { kid: String, message: String },
-    #[error("no signing key")]
-    Empty,
+    #[error("no current signing key for {0}")]
+    Empty(Alg),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Additional data binding a sealed private key to its kid.
+pub fn private_aad(kid: &str) -> Vec<u8> {
+    format!("signing_keys:{kid}").into_bytes()
 }
 
 /// Keys usable at one moment.
 pub struct KeySet {
+    /// The current key of each configured algorithm, the default algorithm first.
     signing: Vec<SigningKey>,
+    /// Every published key (next, current, retired).
     verifying: Vec<VerifyingKey>,
-    /// Index into `signing` of the key that signs now.
-    current: usize,
     jwks: Arc<[u8]>,
 }
 
 impl KeySet {
+    /// The key that signs access tokens and ID tokens by default.
     pub fn current(&self) -> Option<&SigningKey> {
-        self.signing.get(self.current)
+        self.signing.first()
+    }
+    /// The current key for `alg` (a client's `id_token_signed_response_alg`), else the default.
+    pub fn current_for(&self, alg: Option<&str>) -> Option<&SigningKey> {
+        alg.and_then(|a| self.signing.iter().find(|k| k.alg().as_str() == a))
+            .or_else(|| self.current())
+    }
+    /// Whether tokens can be signed with `alg` now.
+    pub fn supports(&self, alg: &str) -> bool {
+        self.signing.iter().any(|k| k.alg().as_str() == alg)
     }
     pub fn verifying(&self) -> &[VerifyingKey] {
         &self.verifying
@@ -46,7 +62,8 @@ impl KeySet {
 }
 
 pub struct Keyring {
-    sealer: Sealer,
+    master: Sealer,
+    policy: RotationPolicy,
     set: RwLock<Arc<KeySet>>,
 }
 
@@ -56,155 +73,239 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-/// Reads the master key: `IDP_MASTER_KEY`, else `master_key_file`, else (dev only) a key
-/// generated once into `data_dir/master.key`.
-pub fn load_master_key(cfg: &Config) -> Result<MasterKey, KeyringError> {
-    if let Ok(v) = std::env::var("IDP_MASTER_KEY") {
-        return MasterKey::from_encoded(&v)
-            .map_err(|e| KeyringError::MasterKeyFile("IDP_MASTER_KEY".into(), e.to_string()));
-    }
-    if let Some(p) = &cfg.master_key_file {
-        return read_master(p);
-    }
-    if !cfg.dev {
-        return Err(KeyringError::NoMasterKey);
-    }
-    let path = cfg.data_dir.join("master.key");
-    if path.exists() {
-        return read_master(&path);
-    }
-    let err = |e: &dyn std::fmt::Display| {
-        KeyringError::MasterKeyFile(path.display().to_string(), e.to_string())
+fn meta(k: &StoredKey) -> Result<KeyMeta, KeyringError> {
+    let bad = |m: String| KeyringError::Key {
+        kid: k.kid.clone(),
+        message: m,
     };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| err(&e))?;
-    let key = MasterKey::generate().map_err(|e| err(&e))?;
-    // Write to a private temp file, then link into place: concurrent starts agree on one key.
-    let tmp = cfg
-        .data_dir
-        .join(format!("master.key.{}", uuid::Uuid::new_v4()));
-    write_private(&tmp, key.encode().as_bytes()).map_err(|e| err(&e))?;
-    let linked = std::fs::hard_link(&tmp, &path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_master(&path),
-        Err(e) => Err(err(&e)),
+    Ok(KeyMeta {
+        kid: k.kid.clone(),
+        alg: Alg::parse(&k.alg).ok_or_else(|| bad(format!("unknown alg {}", k.alg)))?,
+        state: KeyState::parse(&k.state)
+            .ok_or_else(|| bad(format!("unknown state {}", k.state)))?,
+        created_at: k.created_at.timestamp(),
+        activated_at: k.activated_at.map(|t| t.timestamp()),
+        retired_at: k.retired_at.map(|t| t.timestamp()),
+    })
+}
+
+fn metas(keys: &[StoredKey]) -> Result<Vec<KeyMeta>, KeyringError> {
+    keys.iter().map(meta).collect()
+}
+
+fn to_store(e: KeyringError) -> StoreError {
+    match e {
+        KeyringError::Store(s) => s,
+        other => StoreError::Corrupt(other.to_string()),
     }
-}
-
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
-
-fn read_master(p: &Path) -> Result<MasterKey, KeyringError> {
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| KeyringError::MasterKeyFile(p.display().to_string(), e.to_string()))?;
-    MasterKey::from_encoded(text.trim())
-        .map_err(|e| KeyringError::MasterKeyFile(p.display().to_string(), e.to_string()))
-}
-
-fn aad(kid: &str) -> Vec<u8> {
-    format!("signing_keys:{kid}").into_bytes()
 }
 
 impl Keyring {
-    /// Loads keys from the store, creating the first ES256 key when there is none.
+    /// Loads the keys, first taking any rotation step that is due (on a new database: a
+    /// current key for every configured algorithm).
     pub fn open(
         store: &SqlStore,
-        master: MasterKey,
+        master: Sealer,
+        policy: RotationPolicy,
         now: DateTime<Utc>,
     ) -> Result<Keyring, KeyringError> {
-        let sealer = Sealer::new(master, Vec::new());
         let ring = Keyring {
-            sealer,
+            master,
+            policy,
             set: RwLock::new(Arc::new(KeySet {
                 signing: Vec::new(),
                 verifying: Vec::new(),
-                current: 0,
                 jwks: Arc::from(&b"{\"keys\":[]}"[..]),
             })),
         };
-        if store.list_keys()?.is_empty() {
-            ring.create_key(store, Alg::ES256, now)?;
-        }
+        ring.rotate(store, now, "startup")?;
         ring.refresh(store)?;
         Ok(ring)
     }
 
-    /// Generates a key, seals it and stores it as `current`.
-    pub fn create_key(
+    /// A fresh key of `alg` in `state`, its private part sealed under the master key.
+    fn generate(
         &self,
-        store: &SqlStore,
         alg: Alg,
+        state: KeyState,
         now: DateTime<Utc>,
-    ) -> Result<String, KeyringError> {
+    ) -> Result<StoredKey, KeyringError> {
         let key = SigningKey::generate(alg).map_err(|e| KeyringError::Key {
             kid: "-".into(),
             message: e.to_string(),
         })?;
-        let kid = key.kid().to_string();
-        let kerr = |e: keys::KeyError| KeyringError::Key {
-            kid: kid.clone(),
-            message: e.to_string(),
-        };
+        self.stored(&key, state, now)
+    }
+
+    fn stored(
+        &self,
+        key: &SigningKey,
+        state: KeyState,
+        now: DateTime<Utc>,
+    ) -> Result<StoredKey, KeyringError> {
         let sealed = self
-            .sealer
-            .seal(key.to_pkcs8().expose(), &aad(&kid))
-            .map_err(kerr)?;
-        store.insert_key(&StoredKey {
-            kid: kid.clone(),
-            alg: alg.as_str().to_string(),
-            state: "current".into(),
+            .master
+            .seal(key.to_pkcs8().expose(), &private_aad(key.kid()))
+            .map_err(|e| KeyringError::Key {
+                kid: key.kid().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(StoredKey {
+            kid: key.kid().to_string(),
+            alg: key.alg().as_str().to_string(),
+            state: state.as_str().to_string(),
             private_sealed: sealed,
             public_jwk: key.public_jwk().to_string(),
             created_at: now,
-        })?;
-        Ok(kid)
+            activated_at: (state == KeyState::Current).then_some(now),
+            retired_at: None,
+            removed_at: None,
+        })
     }
 
-    /// Re-reads the key table; the oldest `current` key signs, every non-removed key verifies.
-    pub fn refresh(&self, store: &SqlStore) -> Result<(), KeyringError> {
-        let mut stored = store.list_keys()?;
-        stored.retain(|k| k.state != "removed");
-        stored.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
-        let mut signing = Vec::new();
-        let mut verifying = Vec::new();
-        let mut current = None;
-        for k in &stored {
-            let kerr = |m: String| KeyringError::Key {
-                kid: k.kid.clone(),
-                message: m,
-            };
-            let alg = Alg::parse(&k.alg).ok_or_else(|| kerr(format!("unknown alg {}", k.alg)))?;
-            let der = self
-                .sealer
-                .open(&k.private_sealed, &aad(&k.kid))
-                .map_err(|e| kerr(e.to_string()))?;
-            let sk = SigningKey::from_pkcs8(alg, der.expose()).map_err(|e| kerr(e.to_string()))?;
-            let vk = VerifyingKey::from_jwk(&sk.public_jwk()).map_err(|e| kerr(e.to_string()))?;
-            if current.is_none() && k.state == "current" {
-                current = Some(signing.len());
+    fn changes_for(
+        &self,
+        steps: &[Step],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyChange>, KeyringError> {
+        let mut out = Vec::new();
+        for s in steps {
+            match s {
+                Step::Generate { alg, state } => {
+                    out.push(KeyChange::Insert(self.generate(*alg, *state, now)?))
+                }
+                Step::Activate { kid, retire } => {
+                    if let Some(old) = retire {
+                        out.push(KeyChange::Retire { kid: old.clone() });
+                    }
+                    out.push(KeyChange::Activate { kid: kid.clone() });
+                }
+                Step::Remove { kid } => out.push(KeyChange::Remove { kid: kid.clone() }),
             }
-            signing.push(sk);
-            verifying.push(vk);
         }
-        let current = current.ok_or(KeyringError::Empty)?;
-        let refs: Vec<&SigningKey> = signing.iter().collect();
-        let jwks = Arc::from(keys::jwks_document(&refs).into_bytes());
+        Ok(out)
+    }
+
+    /// Takes the rotation steps due at `now`. Cheap when none is due (one read, no lock);
+    /// otherwise plans again under the lock, so two nodes never take the same step.
+    pub fn rotate(
+        &self,
+        store: &SqlStore,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Vec<KeyChange>, KeyringError> {
+        let t = now.timestamp();
+        if keys::plan_rotation(&metas(&store.list_keys()?)?, t, &self.policy).is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(store.change_keys(now, reason, &mut |rows| {
+            let steps = keys::plan_rotation(&metas(rows).map_err(to_store)?, t, &self.policy);
+            self.changes_for(&steps, now).map_err(to_store)
+        })?)
+    }
+
+    /// An operator's rotation of `algs`: a new `next` key for each (unless one is waiting),
+    /// which signs once it has been published for the publish period. With `emergency` the
+    /// new key signs at once and the old current key is removed from JWKS immediately (a
+    /// compromised key): tokens it signed stop verifying.
+    pub fn rotate_now(
+        &self,
+        store: &SqlStore,
+        now: DateTime<Utc>,
+        algs: &[Alg],
+        emergency: bool,
+    ) -> Result<Vec<KeyChange>, KeyringError> {
+        let reason = if emergency {
+            "operator:emergency"
+        } else {
+            "operator"
+        };
+        Ok(store.change_keys(now, reason, &mut |rows| {
+            let mut out = Vec::new();
+            for &alg in algs {
+                let of = |s: KeyState| {
+                    rows.iter()
+                        .filter(move |k| k.alg == alg.as_str() && k.state == s.as_str())
+                };
+                if emergency {
+                    for old in of(KeyState::Current).chain(of(KeyState::Next)) {
+                        out.push(KeyChange::Remove {
+                            kid: old.kid.clone(),
+                        });
+                    }
+                    let key = self
+                        .generate(alg, KeyState::Current, now)
+                        .map_err(to_store)?;
+                    out.push(KeyChange::Insert(key));
+                } else if of(KeyState::Next).next().is_none() {
+                    let key = self.generate(alg, KeyState::Next, now).map_err(to_store)?;
+                    out.push(KeyChange::Insert(key));
+                }
+            }
+            Ok(out)
+        })?)
+    }
+
+    /// Adds an operator's key as `next`: published now, signing after the publish period.
+    pub fn import(
+        &self,
+        store: &SqlStore,
+        now: DateTime<Utc>,
+        key: &SigningKey,
+    ) -> Result<Vec<KeyChange>, KeyringError> {
+        let stored = self.stored(key, KeyState::Next, now)?;
+        Ok(store.change_keys(now, "operator:import", &mut |rows| {
+            if rows.iter().any(|k| k.kid == stored.kid) {
+                return Err(StoreError::Conflict);
+            }
+            Ok(vec![KeyChange::Insert(stored.clone())])
+        })?)
+    }
+
+    /// Re-reads the key table: every published key verifies and is in JWKS; the current key
+    /// of each configured algorithm signs.
+    pub fn refresh(&self, store: &SqlStore) -> Result<(), KeyringError> {
+        let stored = store.list_keys()?;
+        let mut verifying = Vec::new();
+        let mut signing: Vec<SigningKey> = Vec::new();
+        for k in &stored {
+            let m = meta(k)?;
+            if !m.state.is_published() {
+                continue;
+            }
+            let kerr = |e: keys::KeyError| KeyringError::Key {
+                kid: k.kid.clone(),
+                message: e.to_string(),
+            };
+            let jwk: serde_json::Value =
+                serde_json::from_str(&k.public_jwk).map_err(|e| KeyringError::Key {
+                    kid: k.kid.clone(),
+                    message: format!("public JWK: {e}"),
+                })?;
+            verifying.push(VerifyingKey::from_jwk(&jwk).map_err(kerr)?);
+            let wanted = m.state == KeyState::Current
+                && self.policy.algs.contains(&m.alg)
+                && !signing.iter().any(|s| s.alg() == m.alg);
+            if wanted {
+                let der = self
+                    .master
+                    .open(&k.private_sealed, &private_aad(&k.kid))
+                    .map_err(kerr)?;
+                signing.push(SigningKey::from_pkcs8(m.alg, der.expose()).map_err(kerr)?);
+            }
+        }
+        // Default algorithm first, then in configured order.
+        let mut ordered = Vec::with_capacity(signing.len());
+        for alg in &self.policy.algs {
+            match signing.iter().position(|k| k.alg() == *alg) {
+                Some(i) => ordered.push(signing.swap_remove(i)),
+                None => return Err(KeyringError::Empty(*alg)),
+            }
+        }
+        let jwks = Arc::from(keys::jwks_document_public(&verifying).into_bytes());
         let set = Arc::new(KeySet {
-            signing,
+            signing: ordered,
             verifying,
-            current,
             jwks,
         });
         match self.set.write() {
@@ -214,9 +315,26 @@ impl Keyring {
         Ok(())
     }
 
-    /// A secret derived from the master key for `label` (same on every node).
-    pub fn derive_secret(&self, label: &str) -> String {
-        self.sealer.blind_index(label)
+    /// Opens the private part of a stored key that has not been removed.
+    pub fn private_key(&self, store: &SqlStore, kid: &str) -> Result<SigningKey, KeyringError> {
+        let k = store
+            .list_keys()?
+            .into_iter()
+            .find(|k| k.kid == kid && !k.private_sealed.is_empty())
+            .ok_or_else(|| KeyringError::Key {
+                kid: kid.into(),
+                message: "no such key, or it was removed".into(),
+            })?;
+        let m = meta(&k)?;
+        let kerr = |e: keys::KeyError| KeyringError::Key {
+            kid: kid.into(),
+            message: e.to_string(),
+        };
+        let der = self
+            .master
+            .open(&k.private_sealed, &private_aad(kid))
+            .map_err(kerr)?;
+        SigningKey::from_pkcs8(m.alg, der.expose()).map_err(kerr)
     }
 
     pub fn snapshot(&self) -> Arc<KeySet> {

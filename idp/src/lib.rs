@@ -12,6 +12,7 @@ pub mod protocol;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod vault;
 
 /// Logs to stderr; `IDP_LOG` (e.g. `info`, `idp=debug`) sets the filter.
 pub fn telemetry_init() {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 mod demo;
+mod keys_cli;
 
 #[derive(Parser)]
 #[command(name = "idp", version, about = "Propusk identity provider")]
@@ -41,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::UserAction,
     },
+    /// Signing keys, master key and data keys.
+    Keys {
+        #[command(subcommand)]
+        action: keys_cli::KeyAction,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         Command::Migrate => cli::migrate(args.config.as_deref()),
         Command::Clients { action } => cli::clients(args.config.as_deref(), action),
         Command::Users { action } => cli::users(args.config.as_deref(), action),
+        Command::Keys { action } => keys_cli::run(args.config.as_deref(), action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use crate::authn::password::PasswordHasher;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::ephemeral::{Ephemeral, MemoryEphemeral, RedisEphemeral};
-use crate::keyring::{load_master_key, Keyring};
+use crate::keyring::{Keyring, KeyringError};
 use crate::state::AppState;
 use crate::store::SqlStore;
 
@@ -24,26 +24,66 @@ pub fn open_store(cfg: &Config) -> Result<SqlStore, BoxError> {
     Ok(SqlStore::connect(&cfg.database_url, size)?)
 }
 
+/// Opens the database (migrated), the master key and the data keys: a store that seals
+/// personal data, and the master key for the keyring.
+pub fn open_sealed_store(
+    cfg: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(SqlStore, keys::Sealer), BoxError> {
+    let store = open_store(cfg)?;
+    store.migrate()?;
+    let master = crate::vault::load_master(cfg)?;
+    let vault = crate::vault::open_vault(&store, &master, now)?;
+    Ok((store.with_vault(Arc::new(vault)), master))
+}
+
+/// Opens the keyring (taking due rotation steps) with the configured schedule.
+pub fn open_keyring(
+    cfg: &Config,
+    store: &SqlStore,
+    master: keys::Sealer,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Keyring, KeyringError> {
+    let policy = cfg.keys.policy().map_err(KeyringError::Config)?;
+    Keyring::open(store, master, policy, now)
+}
+
 pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
         Some(url) => Arc::new(RedisEphemeral::connect(url, &cfg.redis_prefix).await?),
         None => Arc::new(MemoryEphemeral::new(clock.clone())),
     };
-    let master = load_master_key(&cfg)?;
     let now = clock.now();
-    let s2 = store.clone();
-    let keyring = tokio::task::spawn_blocking(move || Keyring::open(&s2, master, now)).await??;
+    let (store, keyring, csrf_seed) = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+            let master = crate::vault::load_master(&cfg)?;
+            let vault = Arc::new(crate::vault::open_vault(&store, &master, now)?);
+            let store = store.with_vault(vault.clone());
+            let keyring = open_keyring(&cfg, &store, master, now)?;
+            // From the index data key: the same on every node and across master-key rotations.
+            Ok((store, keyring, vault.blind_index("propusk:csrf:v1")))
+        })
+        .await??
+    };
     let passwords = PasswordHasher::new(&cfg.password)?;
     let issuer: Arc<str> = Arc::from(cfg.issuer());
     // Derived from the master key, so every node computes the same value.
     let mut csrf = [0u8; 32];
-    let derived = keyring.derive_secret("propusk:csrf:v1");
-    for (i, b) in derived.bytes().enumerate() {
+    for (i, b) in csrf_seed.bytes().enumerate() {
         csrf[i % 32] ^= b;
     }
     Ok(AppState {
-        discovery: Arc::from(crate::protocol::discovery::document(&issuer)),
+        jwks_cache_control: format!("public, max-age={}", cfg.keys.jwks_max_age_secs),
+        discovery: Arc::from(crate::protocol::discovery::document(
+            &issuer,
+            &cfg.keys
+                .algs()?
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
+        )),
         issuer,
         cfg: Arc::new(cfg),
         store,
@@ -55,16 +95,31 @@ pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxEr
     })
 }
 
-/// Re-reads signing keys on an interval so every node uses what the database says.
+/// On an interval: takes due rotation steps (when `keys.auto_rotate`), then re-reads the
+/// signing keys, so every node signs and publishes what the database says.
 pub fn spawn_key_refresh(state: &AppState) {
-    let (keyring, store) = (state.keyring.clone(), state.store.clone());
+    let (keyring, store, clock) = (
+        state.keyring.clone(),
+        state.store.clone(),
+        state.clock.clone(),
+    );
+    let every = std::time::Duration::from_secs(state.cfg.keys.refresh_interval_secs.max(1));
+    let auto_rotate = state.cfg.keys.auto_rotate;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(every);
         tick.tick().await;
         loop {
             tick.tick().await;
-            let (k, s) = (keyring.clone(), store.clone());
-            match tokio::task::spawn_blocking(move || k.refresh(&s)).await {
+            let (k, s, now) = (keyring.clone(), store.clone(), clock.now());
+            let job = move || -> Result<(), KeyringError> {
+                if auto_rotate {
+                    for change in k.rotate(&s, now, "schedule")? {
+                        tracing::info!(?change, "signing key rotation step");
+                    }
+                }
+                k.refresh(&s)
+            };
+            match tokio::task::spawn_blocking(job).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "key refresh failed"),
                 Err(e) => tracing::error!(error = %e, "key refresh task failed"),

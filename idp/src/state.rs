@@ -19,6 +19,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub clock: Arc<dyn Clock>,
     pub passwords: Arc<PasswordHasher>,
+    /// `Cache-Control` of the JWKS document (`keys.jwks_max_age_secs`).
+    pub jwks_cache_control: String,
     /// Pre-rendered discovery document.
     pub discovery: Arc<[u8]>,
     /// Secret for stateless CSRF tokens of forms outside a login transaction.

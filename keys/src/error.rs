@@ -43,6 +43,9 @@ pub enum KeyError {
     /// A master key (text form or raw parts) is malformed; the text says how.
     #[error("invalid master key: {0}")]
     BadMasterKey(&'static str),
+    /// A certificate could not be made; the text says why.
+    #[error("certificate: {0}")]
+    Certificate(&'static str),
     /// Sealing failed.
     #[error("sealing failed")]
     Seal,

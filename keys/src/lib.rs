@@ -12,22 +12,28 @@
 //! never to sign or decrypt. This crate knows nothing of OAuth storage or HTTP, and does not
 //! read the clock: JWT time claims (`exp`, `iat`, `nbf`) and `aud` are the caller's to check.
 
-// Tests may unwrap (workspace convention); there is no clippy.toml to allow it globally.
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
-
 mod alg;
+mod envelope;
 mod error;
 mod jwk;
 mod jws;
+mod lifecycle;
+mod pem;
 mod seal;
 mod secret;
 mod signing;
 mod util;
 
 pub use alg::Alg;
+pub use envelope::{
+    new_data_key, rewrap, unwrap as unwrap_data_key, wrap as wrap_data_key, DataKey, Vault,
+};
 pub use error::KeyError;
 pub use jwk::{jwk_thumbprint, jwks_document, jwks_document_public, parse_jwks, VerifyingKey};
 pub use jws::{decode_header, verify_jws, verify_jws_with_header, JwsHeader};
+pub use lifecycle::{
+    apply as apply_steps, plan as plan_rotation, KeyMeta, KeyState, RotationPolicy, Step,
+};
 pub use seal::{MasterKey, Sealer};
 pub use secret::SecretBytes;
 pub use signing::SigningKey;

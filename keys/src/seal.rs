@@ -96,6 +96,11 @@ impl MasterKey {
         format!("{}:{}", self.id, b64e(&self.key))
     }
 
+    /// The raw key bytes, for wrapping under another key.
+    pub(crate) fn raw(&self) -> &[u8] {
+        &self.key
+    }
+
     /// The key id (not secret), recorded in every value sealed with this key.
     pub fn id(&self) -> &str {
         &self.id
@@ -245,7 +250,7 @@ impl Sealer {
     }
 }
 
-fn blind_index_with(key: &MasterKey, value: &str) -> String {
+pub(crate) fn blind_index_with(key: &MasterKey, value: &str) -> String {
     b64e(hmac::sign(&key.blind_index_key(), value.as_bytes()).as_ref())
 }
 

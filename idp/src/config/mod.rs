@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod signing;
+pub use self::signing::KeysConfig;
+
 /// Top-level settings of an `idp` node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,6 +36,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub session: SessionConfig,
     pub password: PasswordConfig,
+    pub keys: KeysConfig,
 }
 
 /// Lifetimes of codes and tokens.
@@ -92,6 +96,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -207,7 +212,11 @@ impl Config {
         if self.password.memory_kib < 8 || self.password.iterations == 0 {
             return Err("password: argon2 parameters too small".into());
         }
-        Ok(())
+        let longest = self
+            .tokens
+            .access_token_ttl_secs
+            .max(self.tokens.id_token_ttl_secs);
+        self.keys.validate(longest)
     }
 
     /// The issuer URL without a trailing slash.
@@ -314,6 +323,22 @@ mod tests {
         std::fs::write(&p, Config::default_toml()).unwrap();
         let c = Config::load_from(Some(&p), &[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn key_schedule_is_checked_against_token_lifetimes() {
+        let c = Config::load_from(None, &env(&[("IDP_KEYS__ALGORITHMS", "RS256, ES256")])).unwrap();
+        assert_eq!(
+            c.keys.algs().unwrap(),
+            vec![keys::Alg::RS256, keys::Alg::ES256]
+        );
+        let e = Config::load_from(None, &env(&[("IDP_KEYS__ALGORITHMS", "HS256")])).unwrap_err();
+        assert!(e.to_string().contains("HS256"), "{e}");
+        let e = Config::load_from(None, &env(&[("IDP_KEYS__RETIRE_KEEP_SECS", "60")])).unwrap_err();
+        assert!(e.to_string().contains("retire_keep_secs"), "{e}");
+        let e =
+            Config::load_from(None, &env(&[("IDP_KEYS__PUBLISH_AHEAD_SECS", "10")])).unwrap_err();
+        assert!(e.to_string().contains("publish_ahead_secs"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,8 @@ use serde_json::json;
 use super::scopes::{CLAIMS_SUPPORTED, KNOWN_SCOPES};
 use crate::authn::ACR_VALUES;
 
-pub fn document(issuer: &str) -> Vec<u8> {
+/// `signing_algs`: the configured signing algorithms, default first.
+pub fn document(issuer: &str, signing_algs: &[&str]) -> Vec<u8> {
     let e = |p: &str| format!("{issuer}{p}");
     let doc = json!({
         "issuer": issuer,
@@ -21,7 +22,7 @@ pub fn document(issuer: &str) -> Vec<u8> {
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": signing_algs,
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],

@@ -83,6 +83,8 @@ pub fn mint_access(
 
 pub struct IdTokenInput<'a> {
     pub client_id: &'a str,
+    /// The client's `id_token_signed_response_alg`; the default key signs without one.
+    pub alg: Option<&'a str>,
     pub auth: &'a AuthContext,
     pub nonce: Option<&'a str>,
     /// Extra claims (requested with `claims.id_token`).
@@ -97,7 +99,7 @@ pub fn mint_id_token(
     ttl_secs: u64,
 ) -> Result<String, OAuthError> {
     let key = keys
-        .current()
+        .current_for(input.alg)
         .ok_or_else(|| OAuthError::server("no signing key"))?;
     let mut claims = input.extra;
     let base = json!({

@@ -20,6 +20,9 @@ pub enum StoreError {
     Db(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Sealed data could not be sealed or opened (wrong master key, corrupt ciphertext).
+    #[error("sealed data: {0}")]
+    Sealing(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -87,21 +90,90 @@ pub trait RefreshTokenStore {
     ) -> StoreResult<usize>;
 }
 
-/// A signing key as persisted: the private part sealed by the `keys` crate.
+/// A signing key as persisted: the private part sealed under the master key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKey {
     pub kid: String,
     pub alg: String,
-    /// next | current | retired
+    /// next | current | retired | removed (`keys::KeyState`)
     pub state: String,
+    /// Empty once the key is removed.
     pub private_sealed: Vec<u8>,
     pub public_jwk: String,
     pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
+/// One change of the signing-key set; see [`KeyStore::change_keys`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyChange {
+    Insert(StoredKey),
+    /// The key becomes `current`.
+    Activate {
+        kid: String,
+    },
+    /// The key becomes `retired`.
+    Retire {
+        kid: String,
+    },
+    /// The key becomes `removed` and its private part is deleted.
+    Remove {
+        kid: String,
+    },
+    /// The private part, sealed again (under another master key).
+    Reseal {
+        kid: String,
+        private_sealed: Vec<u8>,
+    },
+}
+
+/// A data key of the envelope encryption, wrapped under the master key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDataKey {
+    pub id: String,
+    /// `data` (seals personal data) or `index` (keys blind indexes).
+    pub purpose: String,
+    pub wrapped: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One change of the data keys; see [`KeyStore::change_data_keys`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataKeyChange {
+    Insert(StoredDataKey),
+    /// The same key, wrapped under another master key.
+    Rewrap {
+        id: String,
+        wrapped: Vec<u8>,
+    },
+}
+
+/// Decides changes from the rows read under the lock.
+pub type Decide<'a, Row, Change> = &'a mut dyn FnMut(&[Row]) -> StoreResult<Vec<Change>>;
+
 pub trait KeyStore {
-    fn insert_key(&self, k: &StoredKey) -> StoreResult<()>;
+    /// Every signing key, oldest first.
     fn list_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    /// Serialised across nodes by a lock row: reads the keys, asks `decide` for changes and
+    /// applies them, each with a `key.*` audit event naming `reason`, in one transaction
+    /// (nothing is half-applied). Returns the changes applied.
+    fn change_keys(
+        &self,
+        now: DateTime<Utc>,
+        reason: &str,
+        decide: Decide<'_, StoredKey, KeyChange>,
+    ) -> StoreResult<Vec<KeyChange>>;
+    /// Every data key, oldest first.
+    fn list_data_keys(&self) -> StoreResult<Vec<StoredDataKey>>;
+    /// Like [`KeyStore::change_keys`], for data keys (`data_key.*` audit events).
+    fn change_data_keys(
+        &self,
+        now: DateTime<Utc>,
+        reason: &str,
+        decide: Decide<'_, StoredDataKey, DataKeyChange>,
+    ) -> StoreResult<Vec<DataKeyChange>>;
 }
 
 pub trait AuditStore {

@@ -25,9 +25,12 @@ INSERT INTO oid_counter (id, next_oid) VALUES (1, 1000000001);
 CREATE TABLE subjects (
     id TEXT PRIMARY KEY,
     oid BIGINT NOT NULL UNIQUE,
-    login TEXT NOT NULL UNIQUE,
+    -- Keyed HMAC of the normalised login (e-mail or phone): lookups without the value in clear.
+    login_index TEXT NOT NULL UNIQUE,
+    -- The login and the profile (JSON), sealed with a data key (AES-256-GCM).
+    login_sealed BYTEA NOT NULL,
     password_hash TEXT NOT NULL,
-    profile TEXT NOT NULL,
+    profile_sealed BYTEA NOT NULL,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
@@ -79,10 +82,31 @@ CREATE TABLE signing_keys (
     kid TEXT PRIMARY KEY,
     alg TEXT NOT NULL,
     state TEXT NOT NULL,
+    -- PKCS#8 sealed under the master key; emptied when the key is removed.
     private_sealed BYTEA NOT NULL,
     public_jwk TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    activated_at TIMESTAMP,
+    retired_at TIMESTAMP,
+    removed_at TIMESTAMP
+);
+
+-- Data keys of the envelope encryption, each sealed ("wrapped") under the master key, which
+-- is never stored. purpose: data (seals personal data) | index (keys the blind indexes).
+CREATE TABLE data_keys (
+    id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    wrapped BYTEA NOT NULL,
     created_at TIMESTAMP NOT NULL
 );
+
+-- Rows updated first in a transaction to serialise a job across nodes (key rotation,
+-- data-key creation): a row lock on Postgres, the write lock on SQLite.
+CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    n BIGINT NOT NULL
+);
+INSERT INTO locks (name, n) VALUES ('signing_keys', 0), ('data_keys', 0);
 
 CREATE TABLE audit_events (
     id BIGSERIAL PRIMARY KEY,

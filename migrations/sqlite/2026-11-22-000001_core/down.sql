@@ -1,4 +1,6 @@
 DROP TABLE audit_events;
+DROP TABLE locks;
+DROP TABLE data_keys;
 DROP TABLE signing_keys;
 DROP TABLE refresh_tokens;
 DROP TABLE grants;

@@ -77,6 +77,7 @@ pub async fn exchange(
             &state.issuer,
             IdTokenInput {
                 client_id: &client.id,
+                alg: client.id_token_alg.as_deref(),
                 auth: &data.auth,
                 nonce: data.nonce.as_deref(),
                 extra: released,

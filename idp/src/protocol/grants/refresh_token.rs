@@ -102,6 +102,7 @@ pub async fn exchange(
             &state.issuer,
             IdTokenInput {
                 client_id: &client.id,
+                alg: client.id_token_alg.as_deref(),
                 auth: &auth,
                 nonce: None,
                 extra: Default::default(),

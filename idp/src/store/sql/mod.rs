@@ -14,6 +14,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::StoreError;
 
+mod key_store;
+#[cfg(test)]
+mod key_tests;
 mod models;
 mod queries;
 pub mod schema;
@@ -128,6 +131,8 @@ pub type PooledDb = PooledConnection<DbManager>;
 pub struct SqlStore {
     pool: DbPool,
     kind: DbKind,
+    /// Seals personal data; attached by [`SqlStore::with_vault`] once the data keys are open.
+    vault: Option<std::sync::Arc<keys::Vault>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -181,7 +186,24 @@ impl SqlStore {
             .connection_customizer(Box::new(SqlitePragmas))
             .build(DbManager { kind, target })
             .map_err(|e| StoreError::Db(format!("cannot open database: {e}")))?;
-        Ok(SqlStore { pool, kind })
+        Ok(SqlStore {
+            pool,
+            kind,
+            vault: None,
+        })
+    }
+
+    /// The store with personal data sealed by `vault` (see `crate::vault`).
+    pub fn with_vault(mut self, vault: std::sync::Arc<keys::Vault>) -> SqlStore {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The vault that seals personal data; an error until one is attached.
+    pub(crate) fn vault(&self) -> Result<&keys::Vault, StoreError> {
+        self.vault
+            .as_deref()
+            .ok_or_else(|| StoreError::Sealing("personal data keys are not loaded".into()))
     }
 
     pub fn kind(&self) -> DbKind {

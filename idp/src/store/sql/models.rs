@@ -6,15 +6,14 @@ use diesel::{Insertable, Queryable, Selectable};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{
-    audit_events, clients, grants, refresh_tokens, sessions, signing_keys, subjects,
-};
+use super::schema::{audit_events, clients, grants, refresh_tokens, sessions, subjects};
 use super::{from_db_time, to_db_time};
 use crate::audit::AuditEvent;
 use crate::domain::{
     Client, ClientAuthMethod, Grant, GrantType, Profile, RefreshToken, SsoSession, Subject,
 };
-use crate::store::{StoreError, StoredKey};
+use crate::store::StoreError;
+use keys::Vault;
 
 fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("cannot serialise: {e}")))
@@ -130,24 +129,55 @@ impl TryFrom<ClientRow> for Client {
 pub struct NewSubject<'a> {
     pub id: &'a str,
     pub oid: i64,
-    pub login: &'a str,
+    pub login_index: String,
+    pub login_sealed: Vec<u8>,
     pub password_hash: &'a str,
-    pub profile: String,
+    pub profile_sealed: Vec<u8>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
+/// Blind index of a normalised login.
+pub fn login_index(vault: &Vault, login: &str) -> String {
+    vault.blind_index(&format!("login:{login}"))
+}
+
+fn seal(vault: &Vault, plain: &[u8], aad: &str) -> Result<Vec<u8>, StoreError> {
+    vault
+        .seal(plain, aad.as_bytes())
+        .map_err(|e| StoreError::Sealing(e.to_string()))
+}
+
+fn open_text(vault: &Vault, sealed: &[u8], aad: &str) -> Result<String, StoreError> {
+    let plain = vault
+        .open(sealed, aad.as_bytes())
+        .map_err(|e| StoreError::Sealing(format!("{aad}: {e}")))?;
+    String::from_utf8(plain.expose().to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("{aad}: not UTF-8")))
+}
+
 impl<'a> NewSubject<'a> {
-    /// The row for `s`, with the oid assigned by the store (the argument's is ignored).
-    pub fn new(s: &'a Subject, oid: i64) -> Result<Self, StoreError> {
+    /// The row for `s`, with the oid assigned by the store (the argument's is ignored); the
+    /// login and profile sealed, bound to the subject id.
+    pub fn new(s: &'a Subject, oid: i64, vault: &Vault) -> Result<Self, StoreError> {
+        let profile = to_json(&DbProfile::V1 {
+            profile: s.profile.clone(),
+        })?;
         Ok(NewSubject {
             id: &s.id,
             oid,
-            login: &s.login,
+            login_index: login_index(vault, &s.login),
+            login_sealed: seal(
+                vault,
+                s.login.as_bytes(),
+                &format!("subjects.login:{}", s.id),
+            )?,
             password_hash: &s.password_hash,
-            profile: to_json(&DbProfile::V1 {
-                profile: s.profile.clone(),
-            })?,
+            profile_sealed: seal(
+                vault,
+                profile.as_bytes(),
+                &format!("subjects.profile:{}", s.id),
+            )?,
             created_at: to_db_time(s.created_at),
             updated_at: to_db_time(s.updated_at),
         })
@@ -159,25 +189,34 @@ impl<'a> NewSubject<'a> {
 pub struct SubjectRow {
     pub id: String,
     pub oid: i64,
-    pub login: String,
+    pub login_sealed: Vec<u8>,
     pub password_hash: String,
-    pub profile: String,
+    pub profile_sealed: Vec<u8>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
-impl TryFrom<SubjectRow> for Subject {
-    type Error = StoreError;
-    fn try_from(r: SubjectRow) -> Result<Self, StoreError> {
-        let DbProfile::V1 { profile } = from_json(&r.profile, "subject profile")?;
+impl SubjectRow {
+    pub fn open(self, vault: &Vault) -> Result<Subject, StoreError> {
+        let login = open_text(
+            vault,
+            &self.login_sealed,
+            &format!("subjects.login:{}", self.id),
+        )?;
+        let profile = open_text(
+            vault,
+            &self.profile_sealed,
+            &format!("subjects.profile:{}", self.id),
+        )?;
+        let DbProfile::V1 { profile } = from_json(&profile, "subject profile")?;
         Ok(Subject {
-            id: r.id,
-            oid: r.oid,
-            login: r.login,
-            password_hash: r.password_hash,
+            id: self.id,
+            oid: self.oid,
+            login,
+            password_hash: self.password_hash,
             profile,
-            created_at: from_db_time(r.created_at),
-            updated_at: from_db_time(r.updated_at),
+            created_at: from_db_time(self.created_at),
+            updated_at: from_db_time(self.updated_at),
         })
     }
 }
@@ -377,58 +416,6 @@ impl TryFrom<RefreshTokenRow> for RefreshToken {
         })
     }
 }
-
-// ---- signing keys ----
-
-#[derive(Insertable)]
-#[diesel(table_name = signing_keys)]
-pub struct NewSigningKey<'a> {
-    pub kid: &'a str,
-    pub alg: &'a str,
-    pub state: &'a str,
-    pub private_sealed: &'a [u8],
-    pub public_jwk: &'a str,
-    pub created_at: NaiveDateTime,
-}
-
-impl<'a> From<&'a StoredKey> for NewSigningKey<'a> {
-    fn from(k: &'a StoredKey) -> Self {
-        NewSigningKey {
-            kid: &k.kid,
-            alg: &k.alg,
-            state: &k.state,
-            private_sealed: &k.private_sealed,
-            public_jwk: &k.public_jwk,
-            created_at: to_db_time(k.created_at),
-        }
-    }
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = signing_keys)]
-pub struct SigningKeyRow {
-    pub kid: String,
-    pub alg: String,
-    pub state: String,
-    pub private_sealed: Vec<u8>,
-    pub public_jwk: String,
-    pub created_at: NaiveDateTime,
-}
-
-impl From<SigningKeyRow> for StoredKey {
-    fn from(r: SigningKeyRow) -> Self {
-        StoredKey {
-            kid: r.kid,
-            alg: r.alg,
-            state: r.state,
-            private_sealed: r.private_sealed,
-            public_jwk: r.public_jwk,
-            created_at: from_db_time(r.created_at),
-        }
-    }
-}
-
-// ---- audit ----
 
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]

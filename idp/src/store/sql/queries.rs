@@ -4,18 +4,18 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::models::{
-    AuditEventRow, ClientRow, GrantRow, NewAuditEvent, NewClient, NewGrant, NewRefreshToken,
-    NewSession, NewSigningKey, NewSubject, RefreshTokenRow, SessionRow, SigningKeyRow, SubjectRow,
+    login_index, AuditEventRow, ClientRow, GrantRow, NewAuditEvent, NewClient, NewGrant,
+    NewRefreshToken, NewSession, NewSubject, RefreshTokenRow, SessionRow, SubjectRow,
 };
 use super::schema::{
-    audit_events, clients, grants, oid_counter, refresh_tokens, sessions, signing_keys, subjects,
+    audit_events, clients, grants, oid_counter, refresh_tokens, sessions, subjects,
 };
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
-    AuditStore, ClientStore, GrantStore, KeyStore, RefreshTokenStore, RefreshUse, SessionStore,
-    StoreError, StoreResult, StoredKey, SubjectStore,
+    AuditStore, ClientStore, GrantStore, RefreshTokenStore, RefreshUse, SessionStore, StoreError,
+    StoreResult, SubjectStore,
 };
 
 /// How often a racing insert of the same grant is retried as an update.
@@ -95,9 +95,10 @@ fn next_oid(c: &mut DbConnection) -> StoreResult<i64> {
 
 impl SubjectStore for SqlStore {
     fn insert_subject(&self, s: &Subject) -> StoreResult<i64> {
+        let vault = self.vault()?;
         self.transaction(|c| {
             let oid = next_oid(c)?;
-            let row = NewSubject::new(s, oid)?;
+            let row = NewSubject::new(s, oid, vault)?;
             diesel::insert_into(subjects::table)
                 .values(&row)
                 .execute(c)?;
@@ -109,34 +110,35 @@ impl SubjectStore for SqlStore {
         if !storable(id) {
             return Ok(None);
         }
+        let vault = self.vault()?;
         subjects::table
             .find(id)
             .select(SubjectRow::as_select())
             .first(&mut *self.conn()?)
             .optional()?
-            .map(Subject::try_from)
+            .map(|r| r.open(vault))
             .transpose()
     }
 
+    /// By the blind index of the login: the login itself is never compared in clear.
     fn find_subject_by_login(&self, login: &str) -> StoreResult<Option<Subject>> {
-        if !storable(login) {
-            return Ok(None);
-        }
+        let vault = self.vault()?;
         subjects::table
-            .filter(subjects::login.eq(login))
+            .filter(subjects::login_index.eq(login_index(vault, login)))
             .select(SubjectRow::as_select())
             .first(&mut *self.conn()?)
             .optional()?
-            .map(Subject::try_from)
+            .map(|r| r.open(vault))
             .transpose()
     }
 
     fn list_subjects(&self) -> StoreResult<Vec<Subject>> {
+        let vault = self.vault()?;
         let rows = subjects::table
             .order(subjects::oid)
             .select(SubjectRow::as_select())
             .load(&mut *self.conn()?)?;
-        convert(rows)
+        rows.into_iter().map(|r| r.open(vault)).collect()
     }
 }
 
@@ -306,23 +308,6 @@ fn find_refresh_on(conn: &mut DbConnection, token_hash: &str) -> StoreResult<Opt
         .optional()?
         .map(RefreshToken::try_from)
         .transpose()
-}
-
-impl KeyStore for SqlStore {
-    fn insert_key(&self, k: &StoredKey) -> StoreResult<()> {
-        diesel::insert_into(signing_keys::table)
-            .values(NewSigningKey::from(k))
-            .execute(&mut *self.conn()?)?;
-        Ok(())
-    }
-
-    fn list_keys(&self) -> StoreResult<Vec<StoredKey>> {
-        let rows = signing_keys::table
-            .order((signing_keys::created_at, signing_keys::kid))
-            .select(SigningKeyRow::as_select())
-            .load(&mut *self.conn()?)?;
-        Ok(rows.into_iter().map(StoredKey::from).collect())
-    }
 }
 
 impl AuditStore for SqlStore {

@@ -27,9 +27,10 @@ diesel::table! {
     subjects (id) {
         id -> Text,
         oid -> BigInt,
-        login -> Text,
+        login_index -> Text,
+        login_sealed -> Binary,
         password_hash -> Text,
-        profile -> Text,
+        profile_sealed -> Binary,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -86,6 +87,25 @@ diesel::table! {
         private_sealed -> Binary,
         public_jwk -> Text,
         created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        retired_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    data_keys (id) {
+        id -> Text,
+        purpose -> Text,
+        wrapped -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    locks (name) {
+        name -> Text,
+        n -> BigInt,
     }
 }
 
