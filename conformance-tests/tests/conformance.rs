@@ -28,3 +28,9 @@ mod extra;
 
 #[path = "conformance/negative.rs"]
 mod negative;
+
+#[path = "conformance/keys.rs"]
+mod keys;
+
+#[path = "conformance/loadgen.rs"]
+mod loadgen;

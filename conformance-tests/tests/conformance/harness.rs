@@ -157,6 +157,8 @@ pub struct ClientSpec<'a> {
     pub method: AuthMethod,
     pub grant_types: &'a [&'a str],
     pub scopes: &'a [&'a str],
+    /// `--id-token-alg` (the client's `id_token_signed_response_alg`).
+    pub id_token_alg: Option<&'a str>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -168,6 +170,7 @@ impl Default for ClientSpec<'_> {
             method: AuthMethod::Basic,
             grant_types: &[],
             scopes: &[],
+            id_token_alg: None,
         }
     }
 }
@@ -416,6 +419,67 @@ impl Idp {
         stdout
     }
 
+    /// Runs an `idp` subcommand with extra (or, with an empty value, removed) environment
+    /// variables; returns (success, stdout, stderr) without judging.
+    pub async fn cli_with(&self, env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+        let mut c = self.command();
+        for (k, v) in env {
+            if v.is_empty() {
+                c.env_remove(k);
+            } else {
+                c.env(k, v);
+            }
+        }
+        let out = c.args(args).stdin(Stdio::null()).output().await.unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The data directory of this server (dev mode keeps its generated master key there).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts another `idp serve` on the same database and Redis (another node behind the
+    /// same issuer), on its own port.
+    pub async fn start_node(&self) -> Node {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = self.dir.path().join(format!("node-{port}.stderr"));
+        let child = self
+            .command()
+            .env("IDP_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let node = Node { base, child, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = self
+                .http
+                .get(format!("{}/health", node.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            if ok {
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "second node did not start: {}",
+                std::fs::read_to_string(&node.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn last_json(stdout: &str) -> Value {
         let line = stdout
             .lines()
@@ -444,6 +508,9 @@ impl Idp {
         }
         for s in spec.scopes {
             args.extend(["--scope".into(), s.to_string()]);
+        }
+        if let Some(a) = spec.id_token_alg {
+            args.extend(["--id-token-alg".into(), a.to_string()]);
         }
         args.push("--json".into());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -758,6 +825,25 @@ impl Drop for Idp {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+        }
+    }
+}
+
+/// Another node of a deployment (see [`Idp::start_node`]); killed when dropped.
+pub struct Node {
+    pub base: String,
+    child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- second node stderr ---\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
         }
     }
 }
