@@ -28,7 +28,7 @@ reachable() { # host port
 # command is given, when that command exists (e.g. psql from postgresql-client-15).
 # chromium, nodejs and npm run the browser suite (conformance-tests/browser: playwright-core
 # drives Debian's /usr/bin/chromium; no browser is downloaded).
-PACKAGES=(build-essential:cc pkg-config:pkg-config libpq-dev: openssl:openssl postgresql:pg_ctlcluster
+PACKAGES=(build-essential:cc pkg-config:pkg-config libpq-dev: openssl:openssl oathtool:oathtool postgresql:pg_ctlcluster
     postgresql-client:psql redis-server:redis-server redis-tools:redis-cli curl:curl ca-certificates:
     chromium:chromium nodejs:node npm:npm)
 missing=()
@@ -64,6 +64,23 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
     if command -v rustup >/dev/null 2>&1 && [ "${PROPUSK_SKIP_INSTALL:-0}" != 1 ]; then
         say "adding clippy and rustfmt"
         rustup component add clippy rustfmt >/dev/null
+    fi
+fi
+
+# ------------------------------------------------------------------ aiosmtpd
+# The notify tests deliver mail to a real SMTP server: Python's aiosmtpd, from PyPI.
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    if [ "${PROPUSK_SKIP_INSTALL:-0}" = 1 ]; then
+        say "aiosmtpd is missing (not installing, PROPUSK_SKIP_INSTALL=1)"
+    else
+        say "installing aiosmtpd (PyPI)"
+        if ! python3 -m pip --version >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+            $SUDO apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+        fi
+        # Debian's system Python refuses pip installs unless told (PEP 668).
+        python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages aiosmtpd
     fi
 fi
 

@@ -32,5 +32,8 @@ mod negative;
 #[path = "conformance/keys.rs"]
 mod keys;
 
+#[path = "conformance/signin.rs"]
+mod signin;
+
 #[path = "conformance/loadgen.rs"]
 mod loadgen;

@@ -9,8 +9,10 @@
 
 use askama::Template;
 
+mod second_factor;
 mod texts;
 
+pub use second_factor::{Factor, FactorError, SecondFactorPage};
 pub use texts::scope_description;
 
 /// Language of a page.
@@ -170,6 +172,16 @@ pub enum LoginError {
     MissingFields,
     /// The sign-in form is too old; the user should start again.
     Expired,
+    /// Three wrong second-factor codes: the password must be entered again.
+    TooManyCodes,
+    /// The identifier is none of phone, e-mail, SNILS, INN.
+    BadIdentifier,
+    /// A SNILS with a wrong check number or length.
+    BadSnils,
+    /// An INN with a wrong check digit or length.
+    BadInn,
+    /// A phone number that is not a Russian mobile or landline number.
+    BadPhone,
 }
 
 /// The sign-in page: a form `POST action` with hidden `tx`, `csrf` and the fields

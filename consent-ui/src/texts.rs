@@ -61,6 +61,36 @@ pub(crate) fn login_error(error: LoginError, lang: Lang) -> &'static str {
         (LoginError::Expired, Lang::En) => {
             "The time for signing in has run out. Go back to the portal and start again."
         }
+        (LoginError::TooManyCodes, Lang::Ru) => {
+            "Код введён неверно три раза. Войдите с паролем ещё раз."
+        }
+        (LoginError::TooManyCodes, Lang::En) => {
+            "The code was wrong three times. Sign in with your password again."
+        }
+        (LoginError::BadIdentifier, Lang::Ru) => {
+            "Введите телефон, электронную почту, СНИЛС или ИНН."
+        }
+        (LoginError::BadIdentifier, Lang::En) => {
+            "Enter a phone number, an e-mail address, a SNILS or an INN."
+        }
+        (LoginError::BadSnils, Lang::Ru) => {
+            "В СНИЛС ошибка: 11 цифр, последние две — контрольное число. Проверьте номер."
+        }
+        (LoginError::BadSnils, Lang::En) => {
+            "This SNILS is not valid: 11 digits, the last two a check number. Check the number."
+        }
+        (LoginError::BadInn, Lang::Ru) => {
+            "В ИНН ошибка: 12 цифр для человека (10 для организации) с контрольными цифрами в конце. Проверьте номер."
+        }
+        (LoginError::BadInn, Lang::En) => {
+            "This INN is not valid: 12 digits for a person (10 for an organisation), ending in check digits. Check the number."
+        }
+        (LoginError::BadPhone, Lang::Ru) => {
+            "Номер телефона должен быть российским: +7 и 10 цифр."
+        }
+        (LoginError::BadPhone, Lang::En) => {
+            "The phone number must be Russian: +7 and 10 digits."
+        }
     }
 }
 

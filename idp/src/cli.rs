@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use clap::Subcommand;
+use idp::authn::password_policy;
 use idp::clock::Clock;
 use idp::config::Config;
 use idp::domain::identifier::normalize_login;
@@ -86,6 +87,28 @@ pub enum UserAction {
     },
     /// List accounts.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start setting up an authenticator app: prints the secret and the otpauth URI. The
+    /// app counts once `totp-confirm` accepts its first code.
+    TotpEnroll {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm the authenticator app with a code it shows.
+    TotpConfirm {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        code: String,
+    },
+    /// Issue ten new recovery codes (the old ones stop working); printed once.
+    RecoveryCodes {
+        #[arg(long)]
+        login: String,
         #[arg(long)]
         json: bool,
     },
@@ -287,19 +310,37 @@ pub fn create_user(
     store: &idp::store::SqlStore,
     n: NewUser,
 ) -> Result<Subject, BoxError> {
-    if n.password.chars().count() < 8 {
-        return Err("the password must have at least 8 characters".into());
-    }
-    if let Some(b) = &n.profile.birthdate {
-        chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
-            .map_err(|_| "birthdate must be YYYY-MM-DD")?;
+    let login = idp::domain::identifier::Identifier::parse(&n.login).map_err(|e| {
+        format!(
+            "--login must be a phone, e-mail, SNILS or INN ({})",
+            e.code()
+        )
+    })?;
+    let birthdate = match &n.profile.birthdate {
+        Some(b) => Some(
+            chrono::NaiveDate::parse_from_str(b, "%Y-%m-%d")
+                .map_err(|_| "birthdate must be YYYY-MM-DD")?,
+        ),
+        None => None,
+    };
+    let ctx = password_policy::PolicyContext {
+        min_length: cfg.password.min_length,
+        given_name: n.profile.given_name.as_deref(),
+        family_name: n.profile.family_name.as_deref(),
+        middle_name: n.profile.middle_name.as_deref(),
+        birthdate,
+        phone: n.profile.phone_number.as_deref(),
+    };
+    if let Err(violations) = password_policy::check(&n.password, &ctx) {
+        let codes: Vec<&str> = violations.iter().map(|v| v.code()).collect();
+        return Err(format!("password refused: {}", codes.join(", ")).into());
     }
     let hasher = idp::authn::password::PasswordHasher::new(&cfg.password)?;
     let now = chrono::Utc::now();
     let mut subject = Subject {
         id: uuid::Uuid::new_v4().to_string(),
         oid: 0,
-        login: normalize_login(&n.login),
+        login: login.as_str().to_string(),
         password_hash: hasher.hash_blocking(&n.password)?,
         profile: n.profile,
         created_at: now,
@@ -362,6 +403,15 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
                 println!("sub: {}\noid: {}\nlogin: {}", s.id, s.oid, s.login);
             }
         }
+        UserAction::TotpEnroll { login, json } => {
+            crate::factors_cli::totp_enroll(&cfg, &store, &login, json)?
+        }
+        UserAction::TotpConfirm { login, code } => {
+            crate::factors_cli::totp_confirm(&store, &login, &code)?
+        }
+        UserAction::RecoveryCodes { login, json } => {
+            crate::factors_cli::recovery_codes(&store, &login, json)?
+        }
         UserAction::List { json } => {
             let list = store.list_subjects()?;
             if json {
@@ -406,6 +456,7 @@ pub fn serve(config: Option<&Path>, listen: Option<String>, demo: bool) -> Resul
             None
         };
         startup::spawn_key_refresh(&state);
+        startup::spawn_notify(&state)?;
         tracing::info!(issuer = %state.issuer, "listening on {}", state.cfg.listen);
         println!(
             "Propusk is listening on http://{} (issuer {})",

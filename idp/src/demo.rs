@@ -84,7 +84,7 @@ impl DemoNote {
             "\nDemo mode (never use in production).\n\
              1. Open in a browser:\n   {u}\n\
              2. Sign in as {DEMO_LOGIN} / {DEMO_PASSWORD} and agree.\n\
-             3. The browser lands on {DEMO_REDIRECT}?code=CODE&... (nothing listens there; copy CODE).\n\
+             3. The browser lands on {DEMO_REDIRECT}?code=CODE&... (copy CODE; or run `python3 examples/service_cabinet.py`, a demo portal that listens there and does all of this).\n\
              4. Exchange the code:\n   curl -s -u {DEMO_CLIENT}:{DEMO_SECRET} -d grant_type=authorization_code -d code=CODE \\\n     -d redirect_uri={DEMO_REDIRECT} -d code_verifier={DEMO_VERIFIER} {issuer}/token\n\
              Discovery: {issuer}/.well-known/openid-configuration\n"
         )

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod ephemeral;
 pub mod http;
 pub mod keyring;
+pub mod notify;
 pub mod protocol;
 pub mod startup;
 pub mod state;

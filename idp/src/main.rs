@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 mod demo;
+mod factors_cli;
 mod keys_cli;
 
 #[derive(Parser)]

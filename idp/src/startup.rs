@@ -74,7 +74,9 @@ pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxEr
     for (i, b) in csrf_seed.bytes().enumerate() {
         csrf[i % 32] ^= b;
     }
+    let mailbox = crate::notify::DevMailbox::new(cfg.notify.dev_mailbox_size);
     Ok(AppState {
+        mailbox,
         jwks_cache_control: format!("public, max-age={}", cfg.keys.jwks_max_age_secs),
         discovery: Arc::from(crate::protocol::discovery::document(
             &issuer,
@@ -126,4 +128,23 @@ pub fn spawn_key_refresh(state: &AppState) {
             }
         }
     });
+}
+
+/// Starts the notification dispatcher: the outbox is sent through SMTP / the HTTP gateway,
+/// or, for channels without one, into the dev mailbox.
+pub fn spawn_notify(state: &AppState) -> Result<(), BoxError> {
+    let senders = crate::notify::Senders::from_config(&state.cfg.notify, &state.mailbox)?;
+    if !state.cfg.dev && state.cfg.notify.uses_dev_mailbox() {
+        tracing::error!(
+            "notify: no SMTP relay or gateway configured for some channels; their messages go to the dev mailbox only"
+        );
+    }
+    crate::notify::Dispatcher::new(
+        state.store.clone(),
+        senders,
+        state.clock.clone(),
+        &state.cfg.notify,
+    )
+    .spawn();
+    Ok(())
 }

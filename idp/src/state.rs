@@ -23,6 +23,9 @@ pub struct AppState {
     pub jwks_cache_control: String,
     /// Pre-rendered discovery document.
     pub discovery: Arc<[u8]>,
+    /// Messages "sent" to channels without a configured sender; shown at `/dev/mailbox` in
+    /// dev mode only.
+    pub mailbox: crate::notify::DevMailbox,
     /// Secret for stateless CSRF tokens of forms outside a login transaction.
     pub csrf_secret: Arc<[u8; 32]>,
 }

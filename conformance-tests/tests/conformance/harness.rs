@@ -583,7 +583,8 @@ impl Idp {
             .unwrap();
         self.child = Some(child);
         let url = self.url("/.well-known/openid-configuration");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: the first start generates an RSA key, and CI shares two cores.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self
                 .child
@@ -609,7 +610,7 @@ impl Idp {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "idp serve did not answer 200 at {url} within 20 s on {:?}; stderr:\n{}",
+                    "idp serve did not answer 200 at {url} within 60 s on {:?}; stderr:\n{}",
                     self.backend,
                     self.server_log()
                 );

@@ -3,16 +3,35 @@
 
 use chrono::{DateTime, Utc};
 
+use serde::{Deserialize, Serialize};
+
 use super::transaction::AuthContext;
-use super::{ACR_ONE_FACTOR, ACR_VALUES};
+use super::{ACR_ONE_FACTOR, ACR_TWO_FACTORS, ACR_VALUES};
 use crate::domain::{Grant, SsoSession};
 use crate::protocol::authorize::AuthRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
+
+/// Wrong second-factor codes allowed in one sign-in; then the password must be entered again.
+pub const MAX_CODE_FAILURES: u8 = 3;
+
+/// A sign-in whose first factor is done, waiting for the second (kept in the transaction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub subject_id: String,
+    pub remember: bool,
+    /// amr of the first factor (`pwd`), or of the session being stepped up.
+    pub amr: Vec<String>,
+    /// Wrong codes so far.
+    #[serde(default)]
+    pub failures: u8,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Show the sign-in page.
     Login,
+    /// Ask for a second factor (step-up of a session, or after the password).
+    SecondFactor(Pending),
     /// Show the consent page.
     Consent(AuthContext),
     /// Issue the code.
@@ -35,8 +54,9 @@ fn acr_rank(acr: &str) -> usize {
     ACR_VALUES.iter().position(|a| *a == acr).unwrap_or(0)
 }
 
-/// Whether an existing session can serve this request without signing in again.
-fn session_usable(req: &AuthRequest, s: &SsoSession, now: DateTime<Utc>) -> bool {
+/// Whether an existing session is the right person, recent enough, and not refused by
+/// `prompt=login`: it can serve the request, at most after a step-up.
+fn session_fits(req: &AuthRequest, s: &SsoSession, now: DateTime<Utc>) -> bool {
     if req.prompt_has("login") {
         return false;
     }
@@ -45,10 +65,12 @@ fn session_usable(req: &AuthRequest, s: &SsoSession, now: DateTime<Utc>) -> bool
             return false;
         }
     }
-    if req.hint_sub.as_deref().is_some_and(|h| h != s.subject_id) {
-        return false;
-    }
-    acr_rank(&s.acr) >= acr_rank(required_acr(req))
+    req.hint_sub.as_deref().is_none_or(|h| h == s.subject_id)
+}
+
+/// Whether the session is strong enough for the request as it is.
+pub fn strong_enough(req: &AuthRequest, acr: &str) -> bool {
+    acr_rank(acr) >= acr_rank(required_acr(req))
 }
 
 pub fn context_of(s: &SsoSession) -> AuthContext {
@@ -72,23 +94,99 @@ pub fn consent_needed(req: &AuthRequest, grant: Option<&Grant>) -> bool {
     }
 }
 
-/// First decision on arrival at /authorize.
+/// First decision on arrival at /authorize. `has_second_factor`: whether the session's
+/// subject has a usable second factor (ignored without a session).
 pub fn on_arrival(
     req: &AuthRequest,
     session: Option<&SsoSession>,
     grant: Option<&Grant>,
+    has_second_factor: bool,
     now: DateTime<Utc>,
 ) -> Next {
-    let usable = session.filter(|s| session_usable(req, s, now));
+    let fits = session.filter(|s| session_fits(req, s, now));
     let none = req.prompt_has("none");
-    match usable {
-        None if none => Next::Fail(OAuthError::new(
+    match fits {
+        Some(s) if strong_enough(req, &s.acr) => after_login(req, context_of(s), grant),
+        // The right person, but the portal wants more: ask for the second factor only.
+        Some(_) if none => Next::Fail(OAuthError::new(
+            ErrorCode::InteractionRequired,
+            "the request needs a stronger sign-in than the current one",
+        )),
+        Some(s) if has_second_factor && step_up_possible(req) => Next::SecondFactor(Pending {
+            subject_id: s.subject_id.clone(),
+            remember: s.remember,
+            amr: s.amr.clone(),
+            failures: 0,
+        }),
+        _ if none => Next::Fail(OAuthError::new(
             ErrorCode::LoginRequired,
             "the user is not signed in",
         )),
-        None => Next::Login,
-        Some(s) => after_login(req, context_of(s), grant),
+        _ => Next::Login,
     }
+}
+
+/// Whether a second factor can reach what the request needs (a passkey or certificate
+/// sign-in is needed for the phishing-resistant level).
+fn step_up_possible(req: &AuthRequest) -> bool {
+    acr_rank(required_acr(req)) <= acr_rank(ACR_TWO_FACTORS)
+}
+
+/// What follows a right password.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterFirstFactor {
+    /// Ask for the second factor.
+    Second(Pending),
+    /// Signed in with one factor.
+    Done { acr: &'static str, amr: Vec<String> },
+    /// The portal needs more than this person can give (no second factor set up).
+    Refuse(OAuthError),
+}
+
+/// After a right password: the second factor when the person has one (they enabled it),
+/// one factor otherwise, unless the portal asked for more.
+pub fn after_password(
+    req: &AuthRequest,
+    subject_id: &str,
+    remember: bool,
+    has_second_factor: bool,
+) -> AfterFirstFactor {
+    if !step_up_possible(req) {
+        return AfterFirstFactor::Refuse(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the portal requires a passkey or electronic-signature sign-in",
+        ));
+    }
+    if has_second_factor {
+        return AfterFirstFactor::Second(Pending {
+            subject_id: subject_id.to_string(),
+            remember,
+            amr: vec!["pwd".into()],
+            failures: 0,
+        });
+    }
+    if required_acr(req) != ACR_ONE_FACTOR {
+        return AfterFirstFactor::Refuse(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the portal requires two-factor sign-in, and the user has not set up a second factor",
+        ));
+    }
+    AfterFirstFactor::Done {
+        acr: ACR_ONE_FACTOR,
+        amr: vec!["pwd".into()],
+    }
+}
+
+/// The acr and amr after a right second factor (`method_amr`: `otp` for app and recovery
+/// codes, RFC 8176).
+pub fn after_second_factor(p: &Pending, method_amr: &str) -> (&'static str, Vec<String>) {
+    let mut amr = p.amr.clone();
+    for m in [method_amr, "mfa"] {
+        if !amr.iter().any(|a| a == m) {
+            amr.push(m.to_string());
+        }
+    }
+    (ACR_TWO_FACTORS, amr)
 }
 
 /// After the user signed in (or had a session).
@@ -162,39 +260,45 @@ mod tests {
         let now = Utc::now();
         let s = session(now - chrono::Duration::seconds(100));
         let g = grant(&["openid", "profile"]);
-        assert_eq!(on_arrival(&req(&[], None), None, None, now), Next::Login);
+        assert_eq!(
+            on_arrival(&req(&[], None), None, None, false, now),
+            Next::Login
+        );
         assert!(
-            matches!(on_arrival(&req(&["none"], None), None, None, now), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+            matches!(on_arrival(&req(&["none"], None), None, None, false, now), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
         assert!(matches!(
-            on_arrival(&req(&[], None), Some(&s), Some(&g), now),
+            on_arrival(&req(&[], None), Some(&s), Some(&g), false, now),
             Next::Finish(_)
         ));
         assert!(matches!(
-            on_arrival(&req(&[], None), Some(&s), None, now),
+            on_arrival(&req(&[], None), Some(&s), None, false, now),
             Next::Consent(_)
         ));
         assert!(
-            matches!(on_arrival(&req(&["none"], None), Some(&s), None, now), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+            matches!(on_arrival(&req(&["none"], None), Some(&s), None, false, now), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
         );
         assert_eq!(
-            on_arrival(&req(&["login"], None), Some(&s), Some(&g), now),
+            on_arrival(&req(&["login"], None), Some(&s), Some(&g), false, now),
             Next::Login
         );
         assert_eq!(
-            on_arrival(&req(&[], Some(10)), Some(&s), Some(&g), now),
+            on_arrival(&req(&[], Some(10)), Some(&s), Some(&g), false, now),
             Next::Login
         );
         assert!(matches!(
-            on_arrival(&req(&[], Some(1000)), Some(&s), Some(&g), now),
+            on_arrival(&req(&[], Some(1000)), Some(&s), Some(&g), false, now),
             Next::Finish(_)
         ));
         assert!(matches!(
-            on_arrival(&req(&["consent"], None), Some(&s), Some(&g), now),
+            on_arrival(&req(&["consent"], None), Some(&s), Some(&g), false, now),
             Next::Consent(_)
         ));
         let mut stronger = req(&[], None);
         stronger.acr_values = vec![crate::authn::ACR_TWO_FACTORS.into()];
-        assert_eq!(on_arrival(&stronger, Some(&s), Some(&g), now), Next::Login);
+        assert_eq!(
+            on_arrival(&stronger, Some(&s), Some(&g), false, now),
+            Next::Login
+        );
     }
 }

@@ -2,6 +2,10 @@
 
 pub mod login;
 pub mod password;
+pub mod password_policy;
+pub mod recovery;
+pub mod throttle;
+pub mod totp;
 pub mod transaction;
 
 /// acr for a sign-in with one factor.

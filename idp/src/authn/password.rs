@@ -103,6 +103,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             max_concurrent: Some(2),
+            ..PasswordConfig::default()
         }
     }
 

@@ -29,6 +29,9 @@ pub struct LoginTx {
     pub request: AuthRequest,
     /// Set once the user has signed in within this transaction (or had a usable session).
     pub auth: Option<AuthContext>,
+    /// Set while a second factor is awaited.
+    #[serde(default)]
+    pub pending: Option<crate::authn::login::Pending>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub mod notify;
 mod signing;
+pub use self::notify::NotifyConfig;
 pub use self::signing::KeysConfig;
 
 /// Top-level settings of an `idp` node.
@@ -31,12 +33,20 @@ pub struct Config {
     /// Development mode: cookies without `Secure` so plain http works, generated master key.
     /// Never enable in production.
     pub dev: bool,
+    /// Addresses of reverse proxies / load balancers in front of the nodes. A request from one
+    /// of them is attributed to the address it reports in `X-Forwarded-For` (the rightmost
+    /// entry that is not itself a trusted proxy), for rate limits and audit; from any other
+    /// peer the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
     pub tokens: TokenConfig,
     pub session: SessionConfig,
     pub password: PasswordConfig,
     pub keys: KeysConfig,
+    pub lockout: crate::authn::throttle::LockoutConfig,
+    /// Notifications: outbox dispatcher, SMTP relay, SMS/voice/push gateway, dev mailbox.
+    pub notify: NotifyConfig,
 }
 
 /// Lifetimes of codes and tokens.
@@ -72,6 +82,8 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordConfig {
+    /// Shortest password accepted for a new or changed password (at least 8).
+    pub min_length: usize,
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
@@ -92,11 +104,14 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             master_key_file: None,
             dev: false,
+            trusted_proxies: Vec::new(),
             workers: None,
             tokens: TokenConfig::default(),
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
+            lockout: Default::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -126,6 +141,7 @@ impl Default for SessionConfig {
 impl Default for PasswordConfig {
     fn default() -> Self {
         Self {
+            min_length: 8,
             memory_kib: 19456,
             iterations: 2,
             parallelism: 1,
@@ -216,6 +232,7 @@ impl Config {
             .tokens
             .access_token_ttl_secs
             .max(self.tokens.id_token_ttl_secs);
+        self.notify.validate(self.dev)?;
         self.keys.validate(longest)
     }
 

@@ -850,7 +850,7 @@ mod tests {
 
     #[test]
     fn identifier_ambiguity() {
-        // A valid SNILS that is also a phone spelling (petrovna: valid): plain digits read
+        // A valid SNILS (petrovna agrees) that is also a phone spelling: plain digits read
         // as the phone first, the SNILS second; SNILS formatting makes it a SNILS only.
         let c = Identifier::candidates("89553106543").unwrap();
         let keys: Vec<String> = c.iter().map(Identifier::normalized).collect();
@@ -966,22 +966,5 @@ mod tests {
             format!("{:?}", Snils::parse("11223344595").unwrap()),
             "Snils(***-***-*** 95)"
         );
-    }
-}
-#[cfg(test)]
-mod tmp_crosscheck {
-    use super::*;
-    #[test]
-    fn identifier_tmp_crosscheck() {
-        let text = std::fs::read_to_string("/tmp/id_vectors.txt").unwrap();
-        let (mut n, mut div) = (0, Vec::new());
-        for line in text.lines() {
-            let v: Vec<&str> = line.split(' ').collect();
-            let ours = if v[0] == "inn" { Inn::parse(v[1]).is_ok() } else { Snils::parse(v[1]).is_ok() };
-            n += 1;
-            if ours != (v[2] == "1") { div.push(format!("{} {} ref={} ours={}", v[0], v[1], v[2], ours)); }
-        }
-        println!("checked {n}, divergent {}", div.len());
-        for d in &div { println!("{d}"); }
     }
 }

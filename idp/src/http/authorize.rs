@@ -50,12 +50,11 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
             )
         }
         Err(e) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                lang,
-                ErrorKind::BadRequest,
-                Some(&e.describe()),
-            )
+            tracing::info!(
+                detail = e.describe(),
+                "authorization request refused with a page"
+            );
+            return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None);
         }
     };
     tracing::Span::current().record("client_id", client_id.as_str());
@@ -96,10 +95,18 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
             }
             None => None,
         };
+        // Only a session too weak for the request needs to know its second factors.
+        let has_second_factor = match &session {
+            Some(s) if !login::strong_enough(&request, &s.acr) => {
+                super::second_factor::has_second_factor(state, &s.subject_id).await?
+            }
+            _ => false,
+        };
         Ok::<_, OAuthError>(login::on_arrival(
             &request,
             session.as_ref(),
             grant.as_ref(),
+            has_second_factor,
             state.now(),
         ))
     };
@@ -110,8 +117,11 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
     match next {
         Next::Fail(e) => redirect_error(state, &request.target, &e),
         Next::Finish(auth) => finish(state, lang, &request, &auth).await,
-        Next::Login => start_tx(state, req, lang, request, None, "/login").await,
-        Next::Consent(auth) => start_tx(state, req, lang, request, Some(auth), "/consent").await,
+        Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
+        Next::SecondFactor(p) => {
+            start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
+        }
+        Next::Consent(auth) => start_tx(state, req, lang, request, TxStart::Consent(auth)).await,
     }
 }
 
@@ -127,7 +137,9 @@ fn authorize_error(state: &AppState, lang: Lang, e: AuthorizeError) -> HttpRespo
                 PageError::InvalidRedirectUri => ErrorKind::InvalidRedirectUri,
                 PageError::BadRequest => ErrorKind::BadRequest,
             };
-            page(StatusCode::BAD_REQUEST, lang, kind, Some(&detail))
+            // The detail is English developer text: it goes to the log, the page speaks the
+            // user's language.
+            page(StatusCode::BAD_REQUEST, lang, kind, None)
         }
         AuthorizeError::Redirect { target, error } => redirect_error(state, &target, &error),
     }
@@ -149,15 +161,26 @@ pub async fn current_session(
         .await?)
 }
 
-/// Starts a login transaction bound to this browser and sends the user to `path`.
+/// Where a new login transaction begins.
+enum TxStart {
+    Login,
+    SecondFactor(login::Pending),
+    Consent(AuthContext),
+}
+
+/// Starts a login transaction bound to this browser and sends the user to its first page.
 async fn start_tx(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     request: AuthRequest,
-    auth: Option<AuthContext>,
-    path: &str,
+    start: TxStart,
 ) -> HttpResponse {
+    let (path, auth, pending) = match start {
+        TxStart::Login => ("/login", None, None),
+        TxStart::SecondFactor(p) => ("/login/second-factor", None, Some(p)),
+        TxStart::Consent(a) => ("/consent", Some(a), None),
+    };
     let run = async {
         let (bid, new_bid) = match cookies::read(req, &cookies::bid_name(state)) {
             Some(b) => (b, false),
@@ -170,6 +193,7 @@ async fn start_tx(
             csrf: keys::random_token(24).map_err(OAuthError::server)?,
             request,
             auth,
+            pending,
             created_at: state.now(),
         };
         tx.save(

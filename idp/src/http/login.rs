@@ -8,10 +8,10 @@ use super::authorize::{current_session, finish, redirect_error};
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
 use crate::audit::AuditEvent;
-use crate::authn::login::{self, Next};
+use crate::authn::login::{self, AfterFirstFactor, Next};
+use crate::authn::throttle::Throttle;
 use crate::authn::transaction::{AuthContext, LoginTx};
-use crate::authn::ACR_ONE_FACTOR;
-use crate::domain::identifier::normalize_login;
+use crate::domain::identifier::{normalize_login, Identifier};
 use crate::domain::{Grant, SsoSession};
 use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::store::{AuditStore, ClientStore, GrantStore, SessionStore, SubjectStore};
 
 /// The `tx` query parameter.
-fn tx_param(req: &HttpRequest) -> String {
+pub(super) fn tx_param(req: &HttpRequest) -> String {
     Params::parse(req.query_string().as_bytes())
         .get("tx")
         .ok()
@@ -28,7 +28,7 @@ fn tx_param(req: &HttpRequest) -> String {
         .to_string()
 }
 
-fn expired(lang: Lang) -> HttpResponse {
+pub(super) fn expired(lang: Lang) -> HttpResponse {
     page(
         StatusCode::BAD_REQUEST,
         lang,
@@ -38,7 +38,7 @@ fn expired(lang: Lang) -> HttpResponse {
 }
 
 /// Loads the transaction and checks it belongs to this browser.
-async fn load_tx(
+pub(super) async fn load_tx(
     state: &AppState,
     req: &HttpRequest,
     id: &str,
@@ -51,7 +51,7 @@ async fn load_tx(
     Ok(keys::constant_time_eq(bid_hash.as_bytes(), tx.bid_hash.as_bytes()).then_some(tx))
 }
 
-fn tx_lang(req: &HttpRequest, tx: &LoginTx) -> Lang {
+pub(super) fn tx_lang(req: &HttpRequest, tx: &LoginTx) -> Lang {
     lang_of(req, tx.request.ui_locales.as_deref())
 }
 
@@ -63,7 +63,7 @@ async fn client_name(state: &AppState, id: &str) -> String {
     }
 }
 
-async fn render_login(
+pub(super) async fn render_login(
     state: &AppState,
     req: &HttpRequest,
     tx: &LoginTx,
@@ -87,21 +87,62 @@ async fn render_login(
 pub async fn login_page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = lang_of(&req, None);
     let id = tx_param(&req);
+    // After three wrong second-factor codes the user is sent back here to start over.
+    let notice = Params::parse(req.query_string().as_bytes())
+        .get("notice")
+        .ok()
+        .flatten()
+        .filter(|n| *n == "codes")
+        .map(|_| LoginError::TooManyCodes);
     match load_tx(&state, &req, &id).await {
-        Ok(Some(tx)) => render_login(&state, &req, &tx, None, None).await,
+        Ok(Some(tx)) => render_login(&state, &req, &tx, None, notice).await,
         Ok(None) => expired(lang),
         Err(e) => page_failure(lang, &e),
     }
 }
 
 /// Checks the CSRF token of a form against the transaction's (constant time).
-fn csrf_ok(form: &Params, tx: &LoginTx) -> bool {
+pub(super) fn csrf_ok(form: &Params, tx: &LoginTx) -> bool {
     let sent = form.get("csrf").ok().flatten().unwrap_or("");
     keys::constant_time_eq(sent.as_bytes(), tx.csrf.as_bytes())
 }
 
-fn ip_of(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+/// A form posted within a login transaction: the body parsed, the transaction of this
+/// browser loaded, its CSRF token checked; or the page to answer with.
+pub(super) async fn tx_form(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<(Params, LoginTx, Lang), HttpResponse> {
+    let lang = lang_of(req, None);
+    let Ok(form) = super::token::form_body(req, body) else {
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            lang,
+            ErrorKind::BadRequest,
+            None,
+        ));
+    };
+    let id = form.get("tx").ok().flatten().unwrap_or("").to_string();
+    let tx = match load_tx(state, req, &id).await {
+        Ok(Some(tx)) => tx,
+        Ok(None) => return Err(expired(lang)),
+        Err(e) => return Err(page_failure(lang, &e)),
+    };
+    let lang = tx_lang(req, &tx);
+    if !csrf_ok(&form, &tx) {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            lang,
+            ErrorKind::BadRequest,
+            None,
+        ));
+    }
+    Ok((form, tx, lang))
+}
+
+pub(super) fn ip_of(state: &AppState, req: &HttpRequest) -> Option<String> {
+    super::client_ip(state, req)
 }
 
 pub async fn submit(
@@ -109,20 +150,10 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let Ok(form) = super::token::form_body(&req, &body) else {
-        return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None);
+    let (form, tx, lang) = match tx_form(&state, &req, &body).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
-    let id = form.get("tx").ok().flatten().unwrap_or("").to_string();
-    let tx = match load_tx(&state, &req, &id).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(lang),
-        Err(e) => return page_failure(lang, &e),
-    };
-    let lang = tx_lang(&req, &tx);
-    if !csrf_ok(&form, &tx) {
-        return page(StatusCode::FORBIDDEN, lang, ErrorKind::BadRequest, None);
-    }
     let identifier = form
         .get("identifier")
         .ok()
@@ -151,70 +182,255 @@ pub async fn submit(
         .await;
     }
     let remember = form.get("remember").ok().flatten() == Some("on");
-    match sign_in(&state, &req, &tx, &identifier, password, remember).await {
-        Ok(Some((auth, cookie_value))) => {
-            let mut resp = continue_after_login(&state, lang, tx, auth).await;
-            let max_age = remember.then_some(state.cfg.session.remember_ttl_secs as i64);
-            let _ = resp.add_cookie(&cookies::build(
-                &state,
-                cookies::session_name(&state),
-                cookie_value,
-                max_age,
-            ));
-            resp
+    match password_step(&state, &req, &tx, &identifier, password).await {
+        Ok(PasswordOutcome::Right(subject_id)) => {
+            after_password(&state, &req, lang, tx, subject_id, remember).await
         }
-        Ok(None) => {
-            render_login(
-                &state,
-                &req,
-                &tx,
-                Some(&identifier),
-                Some(LoginError::InvalidCredentials),
-            )
-            .await
+        Ok(PasswordOutcome::Wrong) => {
+            let err = LoginError::InvalidCredentials;
+            render_login(&state, &req, &tx, Some(&identifier), Some(err)).await
+        }
+        Ok(PasswordOutcome::Locked) => {
+            let err = LoginError::Locked;
+            render_login(&state, &req, &tx, Some(&identifier), Some(err)).await
+        }
+        Ok(PasswordOutcome::BadIdentifier(code)) => {
+            let err = if code.contains("snils") {
+                LoginError::BadSnils
+            } else if code.contains("inn") {
+                LoginError::BadInn
+            } else if code.contains("phone") {
+                LoginError::BadPhone
+            } else {
+                LoginError::BadIdentifier
+            };
+            render_login(&state, &req, &tx, Some(&identifier), Some(err)).await
         }
         Err(e) => page_failure(lang, &e),
     }
 }
 
-/// Checks the password and opens a new SSO session (a fresh id at every sign-in).
-/// `Ok(None)` for wrong credentials, the same for unknown and known accounts.
-async fn sign_in(
+pub(super) enum PasswordOutcome {
+    Right(String),
+    Wrong,
+    /// Not a phone, e-mail, SNILS or INN (the code of `IdentifierError`).
+    BadIdentifier(&'static str),
+    /// Too many attempts from this address, or password sign-in to this identifier is
+    /// locked (the same answer whether or not an account has it).
+    Locked,
+}
+
+pub(super) fn throttle(state: &AppState) -> Throttle<'_> {
+    Throttle {
+        eph: state.eph.as_ref(),
+        cfg: &state.cfg.lockout,
+    }
+}
+
+pub(super) async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    tx: &LoginTx,
+    kind: &str,
+    subject_id: Option<String>,
+    detail: serde_json::Value,
+) -> Result<(), OAuthError> {
+    let event = AuditEvent {
+        at: state.now(),
+        kind: kind.into(),
+        subject_id,
+        client_id: Some(tx.request.client_id.clone()),
+        ip: ip_of(state, req),
+        detail,
+    };
+    state.store.call(move |s| s.append_audit(&event)).await?;
+    Ok(())
+}
+
+/// Checks the password under the lockout and rate limits (equal time for unknown accounts:
+/// a dummy hash is verified instead).
+async fn password_step(
     state: &AppState,
     req: &HttpRequest,
     tx: &LoginTx,
     identifier: &str,
     password: String,
-    remember: bool,
-) -> Result<Option<(AuthContext, String)>, OAuthError> {
+) -> Result<PasswordOutcome, OAuthError> {
+    let t = throttle(state);
+    let ip = ip_of(state, req).unwrap_or_default();
+    if !t.ip_attempt(&ip).await? {
+        audit(
+            state,
+            req,
+            tx,
+            "login.throttled",
+            None,
+            serde_json::json!({}),
+        )
+        .await?;
+        return Ok(PasswordOutcome::Locked);
+    }
+    // Checksums and formats are checked before any lookup (requirements: signing in).
+    let candidates = match Identifier::candidates(identifier) {
+        Ok(c) => c,
+        Err(e) => return Ok(PasswordOutcome::BadIdentifier(e.code())),
+    };
     let login = normalize_login(identifier);
+    let account = state
+        .store
+        .vault()
+        .map_err(OAuthError::from)?
+        .blind_index(&format!("lockout:{login}"));
+    if t.locked(&account).await? {
+        audit(
+            state,
+            req,
+            tx,
+            "login.refused_locked",
+            None,
+            serde_json::json!({"method": "pwd"}),
+        )
+        .await?;
+        return Ok(PasswordOutcome::Locked);
+    }
+    let logins: Vec<String> = candidates.iter().map(|c| c.as_str().to_string()).collect();
     let subject = state
         .store
-        .call(move |s| s.find_subject_by_login(&login))
+        .call(move |s| {
+            for l in &logins {
+                if let Some(found) = s.find_subject_by_login(l)? {
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
+        })
         .await?;
     let ok = state
         .passwords
         .verify(subject.as_ref().map(|s| s.password_hash.clone()), password)
         .await
         .map_err(OAuthError::server)?;
-    let now = state.now();
-    let ip = ip_of(req);
-    let client_id = Some(tx.request.client_id.clone());
-    let subject = match subject {
-        Some(s) if ok => s,
-        other => {
-            let event = AuditEvent {
-                at: now,
-                kind: "login.failure".into(),
-                subject_id: other.map(|s| s.id),
-                client_id,
-                ip,
-                detail: serde_json::json!({ "method": "pwd" }),
-            };
-            state.store.call(move |s| s.append_audit(&event)).await?;
-            return Ok(None);
+    match subject {
+        Some(s) if ok => {
+            t.password_ok(&account).await?;
+            Ok(PasswordOutcome::Right(s.id))
         }
+        other => {
+            let subject_id = other.map(|s| s.id);
+            audit(
+                state,
+                req,
+                tx,
+                "login.failure",
+                subject_id.clone(),
+                serde_json::json!({"method": "pwd"}),
+            )
+            .await?;
+            if t.password_failed(&account).await? {
+                if let Some(sub) = &subject_id {
+                    let minutes = state.cfg.lockout.lock_secs / 60;
+                    super::alerts::alert_owner(
+                        state,
+                        sub,
+                        super::alerts::Alert::Locked { minutes },
+                    )
+                    .await?;
+                }
+                audit(
+                    state,
+                    req,
+                    tx,
+                    "login.locked",
+                    subject_id,
+                    serde_json::json!({"method": "pwd", "secs": state.cfg.lockout.lock_secs}),
+                )
+                .await?;
+                return Ok(PasswordOutcome::Locked);
+            }
+            Ok(PasswordOutcome::Wrong)
+        }
+    }
+}
+
+/// After a right password: a second factor, a session, or a refusal the portal hears about.
+async fn after_password(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    mut tx: LoginTx,
+    subject_id: String,
+    remember: bool,
+) -> HttpResponse {
+    let has2 = match super::second_factor::has_second_factor(state, &subject_id).await {
+        Ok(b) => b,
+        Err(e) => return page_failure(lang, &e),
     };
+    match login::after_password(&tx.request, &subject_id, remember, has2) {
+        AfterFirstFactor::Done { acr, amr } => {
+            signed_in(state, req, lang, tx, &subject_id, acr, amr, remember).await
+        }
+        AfterFirstFactor::Second(p) => {
+            tx.pending = Some(p);
+            let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+            if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
+                return page_failure(lang, &e.into());
+            }
+            see_other(&format!("/login/second-factor?tx={}", tx.id))
+        }
+        AfterFirstFactor::Refuse(e) => {
+            let _ = LoginTx::take(state.eph.as_ref(), &tx.id).await;
+            redirect_error(state, &tx.request.target, &e)
+        }
+    }
+}
+
+pub(super) fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// All factors done: opens the session, sets its cookie and goes on to consent or the code.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    tx: LoginTx,
+    subject_id: &str,
+    acr: &str,
+    amr: Vec<String>,
+    remember: bool,
+) -> HttpResponse {
+    match open_session(state, req, &tx, subject_id, acr, amr, remember).await {
+        Ok((auth, cookie_value)) => {
+            let mut resp = continue_after_login(state, lang, tx, auth).await;
+            let max_age = remember.then_some(state.cfg.session.remember_ttl_secs as i64);
+            let _ = resp.add_cookie(&cookies::build(
+                state,
+                cookies::session_name(state),
+                cookie_value,
+                max_age,
+            ));
+            resp
+        }
+        Err(e) => page_failure(lang, &e),
+    }
+}
+
+/// Opens a new SSO session (a fresh id at every sign-in, the previous one ended) with an
+/// audit event in the same transaction.
+async fn open_session(
+    state: &AppState,
+    req: &HttpRequest,
+    tx: &LoginTx,
+    subject_id: &str,
+    acr: &str,
+    amr: Vec<String>,
+    remember: bool,
+) -> Result<(AuthContext, String), OAuthError> {
+    let now = state.now();
     let cookie_value = keys::random_token(32).map_err(OAuthError::server)?;
     let ttl = if remember {
         state.cfg.session.remember_ttl_secs
@@ -224,10 +440,10 @@ async fn sign_in(
     let session = SsoSession {
         id_hash: keys::sha256_b64url(cookie_value.as_bytes()),
         sid: crate::protocol::tokens::new_id()?,
-        subject_id: subject.id.clone(),
+        subject_id: subject_id.to_string(),
         auth_time: now,
-        acr: ACR_ONE_FACTOR.into(),
-        amr: vec!["pwd".into()],
+        acr: acr.into(),
+        amr,
         remember,
         created_at: now,
         expires_at: now + chrono::Duration::seconds(ttl as i64),
@@ -238,10 +454,10 @@ async fn sign_in(
     let event = AuditEvent {
         at: now,
         kind: "login.success".into(),
-        subject_id: Some(subject.id.clone()),
-        client_id,
-        ip,
-        detail: serde_json::json!({ "method": "pwd", "sid": session.sid }),
+        subject_id: Some(subject_id.to_string()),
+        client_id: Some(tx.request.client_id.clone()),
+        ip: ip_of(state, req),
+        detail: serde_json::json!({ "amr": session.amr, "acr": session.acr, "sid": session.sid }),
     };
     state
         .store
@@ -253,10 +469,10 @@ async fn sign_in(
             s.append_audit(&event)
         })
         .await?;
-    Ok(Some((auth, cookie_value)))
+    Ok((auth, cookie_value))
 }
 
-async fn continue_after_login(
+pub(super) async fn continue_after_login(
     state: &AppState,
     lang: Lang,
     mut tx: LoginTx,
@@ -281,7 +497,7 @@ async fn continue_after_login(
         }
         Next::Finish(auth) => complete(state, lang, &tx, &auth).await,
         Next::Fail(e) => redirect_error(state, &tx.request.target, &e),
-        Next::Login => expired(lang),
+        Next::Login | Next::SecondFactor(_) => expired(lang),
     }
 }
 
@@ -330,20 +546,10 @@ pub async fn consent_submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let Ok(form) = super::token::form_body(&req, &body) else {
-        return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None);
+    let (form, tx, lang) = match tx_form(&state, &req, &body).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
-    let id = form.get("tx").ok().flatten().unwrap_or("").to_string();
-    let tx = match load_tx(&state, &req, &id).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(lang),
-        Err(e) => return page_failure(lang, &e),
-    };
-    let lang = tx_lang(&req, &tx);
-    if !csrf_ok(&form, &tx) {
-        return page(StatusCode::FORBIDDEN, lang, ErrorKind::BadRequest, None);
-    }
     let Some(auth) = tx.auth.clone() else {
         return expired(lang);
     };
@@ -380,7 +586,7 @@ async fn record_consent(
         kind: "consent.granted".into(),
         subject_id: Some(sub.clone()),
         client_id: Some(cid.clone()),
-        ip: ip_of(req),
+        ip: ip_of(state, req),
         detail: serde_json::json!({ "scopes": scopes }),
     };
     state

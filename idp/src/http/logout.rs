@@ -154,7 +154,7 @@ async fn end_and(
             kind: "logout".into(),
             subject_id: Some(s.subject_id.clone()),
             client_id: None,
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            ip: super::client_ip(state, req),
             detail: serde_json::json!({ "sid": s.sid }),
         };
         let res = state

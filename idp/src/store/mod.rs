@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEvent;
-use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
+use crate::domain::{Client, Credential, Grant, RefreshToken, SsoSession, Subject};
 
 pub mod sql;
 pub use sql::SqlStore;
@@ -54,6 +54,35 @@ pub trait SessionStore {
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>>;
     /// Marks the session ended. Ok(false) if it was already ended or absent.
     fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+pub trait CredentialStore {
+    /// Stores a credential (the TOTP secret sealed, a recovery code as given: its hash),
+    /// with `event` in the same transaction.
+    fn insert_credential(&self, c: &Credential, event: &AuditEvent) -> StoreResult<()>;
+    /// A subject's credentials, oldest first, secrets opened.
+    fn list_credentials(&self, subject_id: &str) -> StoreResult<Vec<Credential>>;
+    /// Marks an unconfirmed TOTP credential confirmed at `step` and removes the subject's
+    /// other TOTP credentials (one app at a time), with `event`. False if it was not pending.
+    fn confirm_totp(&self, id: &str, step: i64, event: &AuditEvent) -> StoreResult<bool>;
+    /// Records that a TOTP code of time `step` was accepted: true only if `step` is later
+    /// than any accepted before (a conditional UPDATE, so a replay loses even when racing).
+    fn use_totp_step(&self, id: &str, step: i64) -> StoreResult<bool>;
+    /// Spends the subject's unused recovery code with this hash; false if there is none.
+    fn use_recovery_code(
+        &self,
+        subject_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Replaces the subject's recovery codes (spent or not) with new ones, with `event`, in
+    /// one transaction.
+    fn replace_recovery_codes(
+        &self,
+        subject_id: &str,
+        codes: &[Credential],
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
 }
 
 pub trait GrantStore {

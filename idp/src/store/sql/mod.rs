@@ -14,10 +14,16 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::StoreError;
 
+#[cfg(test)]
+mod credential_tests;
+mod credentials;
 mod key_store;
 #[cfg(test)]
 mod key_tests;
 mod models;
+mod outbox;
+#[cfg(test)]
+mod outbox_tests;
 mod queries;
 pub mod schema;
 #[cfg(test)]
@@ -182,6 +188,9 @@ impl SqlStore {
         }
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
+            // No `SELECT 1` before every query (it doubled the round trips per request); a
+            // connection that failed is dropped by `has_broken` instead.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SqlitePragmas))
             .build(DbManager { kind, target })
@@ -200,7 +209,7 @@ impl SqlStore {
     }
 
     /// The vault that seals personal data; an error until one is attached.
-    pub(crate) fn vault(&self) -> Result<&keys::Vault, StoreError> {
+    pub fn vault(&self) -> Result<&keys::Vault, StoreError> {
         self.vault
             .as_deref()
             .ok_or_else(|| StoreError::Sealing("personal data keys are not loaded".into()))

@@ -51,7 +51,7 @@ impl ClientStore for SqlStore {
         clients::table
             .find(id)
             .select(ClientRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(Client::try_from)
             .transpose()
@@ -89,7 +89,7 @@ fn next_oid(c: &mut DbConnection) -> StoreResult<i64> {
     let after: i64 = oid_counter::table
         .find(1)
         .select(oid_counter::next_oid)
-        .first(c)?;
+        .get_result(c)?;
     Ok(after - 1)
 }
 
@@ -114,7 +114,7 @@ impl SubjectStore for SqlStore {
         subjects::table
             .find(id)
             .select(SubjectRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(|r| r.open(vault))
             .transpose()
@@ -126,7 +126,7 @@ impl SubjectStore for SqlStore {
         subjects::table
             .filter(subjects::login_index.eq(login_index(vault, login)))
             .select(SubjectRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(|r| r.open(vault))
             .transpose()
@@ -161,7 +161,7 @@ impl SessionStore for SqlStore {
             .filter(sessions::ended_at.is_null())
             .filter(sessions::expires_at.gt(to_db_time(now)))
             .select(SessionRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(SsoSession::try_from)
             .transpose()
@@ -171,7 +171,7 @@ impl SessionStore for SqlStore {
         sessions::table
             .filter(sessions::sid.eq(sid))
             .select(SessionRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(SsoSession::try_from)
             .transpose()
@@ -194,7 +194,7 @@ impl GrantStore for SqlStore {
         grants::table
             .find((subject_id, client_id))
             .select(GrantRow::as_select())
-            .first(&mut *self.conn()?)
+            .get_result(&mut *self.conn()?)
             .optional()?
             .map(Grant::try_from)
             .transpose()
@@ -304,7 +304,7 @@ fn find_refresh_on(conn: &mut DbConnection, token_hash: &str) -> StoreResult<Opt
     refresh_tokens::table
         .find(token_hash)
         .select(RefreshTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(RefreshToken::try_from)
         .transpose()

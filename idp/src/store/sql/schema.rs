@@ -120,3 +120,17 @@ diesel::table! {
         detail -> Text,
     }
 }
+
+diesel::table! {
+    credentials (id) {
+        id -> Text,
+        subject_id -> Text,
+        kind -> Text,
+        secret_sealed -> Nullable<Binary>,
+        secret_hash -> Nullable<Text>,
+        last_used_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        used_at -> Nullable<Timestamp>,
+    }
+}

@@ -1,0 +1,446 @@
+//! The provider under load: one keep-alive HTTP client, resolved endpoint URLs, prepared
+//! headers and bodies, and the checks that decide whether an answer counts as a success.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+use url::Url;
+
+use super::args::Config;
+
+/// Why an iteration failed. `kind` groups errors in the report (it names no secret);
+/// `detail` is one sample message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(kind: impl Into<String>, detail: impl Into<String>) -> Self {
+        Failure {
+            kind: kind.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A transport-level failure (connect, reset, timeout).
+    pub fn transport(what: &str, e: &reqwest::Error) -> Self {
+        let kind = if e.is_timeout() {
+            "timeout"
+        } else if e.is_connect() {
+            "connect"
+        } else {
+            "transport"
+        };
+        Failure::new(kind, format!("{what}: {e}"))
+    }
+
+    /// A non-2xx answer; the kind carries the OAuth `error` code when the body has one.
+    pub fn status(what: &str, status: u16, body: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct OAuthErr {
+            error: Option<String>,
+        }
+        let code = serde_json::from_slice::<OAuthErr>(body)
+            .ok()
+            .and_then(|e| e.error)
+            .filter(|c| c.len() <= 40 && c.bytes().all(|b| b.is_ascii_graphic()));
+        let kind = match code {
+            Some(c) => format!("{what}: HTTP {status} {c}"),
+            None => format!("{what}: HTTP {status}"),
+        };
+        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(300)]).into();
+        Failure::new(kind, format!("{what}: HTTP {status}: {snippet}"))
+    }
+
+    pub fn malformed(what: &str, why: &str) -> Self {
+        Failure::new(
+            format!("{what}: malformed answer"),
+            format!("{what}: {why}"),
+        )
+    }
+}
+
+/// A successful token response (the fields the load generator needs).
+#[derive(Deserialize)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    pub token_type: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryCheck<'a> {
+    #[serde(borrow)]
+    issuer: &'a str,
+}
+
+#[derive(Deserialize)]
+struct JwksCheck {
+    keys: Vec<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct IntrospectCheck {
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct UserinfoCheck<'a> {
+    #[serde(borrow)]
+    sub: &'a str,
+}
+
+/// Resolved endpoints and prepared request parts.
+pub struct Target {
+    pub http: reqwest::Client,
+    pub base: Url,
+    pub discovery: Url,
+    pub jwks: Url,
+    pub token: Url,
+    pub authorize: Url,
+    pub introspect: Url,
+    pub userinfo: Url,
+    pub client_id: String,
+    /// `Basic base64(urlenc(id):urlenc(secret))` when the client has a secret.
+    pub basic: Option<HeaderValue>,
+    pub redirect_uri: Url,
+    pub scope: String,
+    pub login: String,
+    pub password: String,
+    pub fresh_prompt: Option<String>,
+    /// `grant_type=client_credentials[&scope=..]`, built once.
+    cc_body: String,
+    form_type: HeaderValue,
+}
+
+/// RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+pub fn basic_auth(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl Target {
+    /// Builds the client and resolves every endpoint: a path flag wins, else the endpoint
+    /// listed in discovery (its path and query, on the --url origin), else Propusk's path.
+    pub async fn connect(cfg: &Config) -> Result<Target, String> {
+        let a = &cfg.args;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(a.vus.saturating_mul(2).max(8))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .timeout(a.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let base = cfg.base.clone();
+        let join = |p: &str| base.join(p).map_err(|e| format!("bad path `{p}`: {e}"));
+        let discovery = join(&a.discovery_path)?;
+        let doc: Option<Discovery> = match http.get(discovery.clone()).send().await {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
+        };
+        // Keep the endpoint's path and query but always talk to --url's origin.
+        let on_base = |u: &Option<String>| -> Option<String> {
+            let u = Url::parse(u.as_deref()?).ok()?;
+            Some(match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            })
+        };
+        let pick = |flag: &Option<String>,
+                    from_doc: Option<&Option<String>>,
+                    dflt: &str|
+         -> Result<Url, String> {
+            let p = flag
+                .clone()
+                .or_else(|| from_doc.and_then(on_base))
+                .unwrap_or_else(|| dflt.to_string());
+            join(&p)
+        };
+        let d = doc.as_ref();
+        if d.is_some_and(|d| d.issuer.is_empty()) {
+            return Err("discovery has an empty issuer".into());
+        }
+        let basic = match &a.client_secret {
+            Some(s) => Some(
+                HeaderValue::from_str(&basic_auth(&a.client_id, s))
+                    .map_err(|e| format!("client credentials: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut cc: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        if let Some(s) = a.cc_scope.as_deref().filter(|s| !s.is_empty()) {
+            cc.push(("scope", s));
+        }
+        Ok(Target {
+            jwks: pick(&a.jwks_path, d.map(|d| &d.jwks_uri), "/jwks")?,
+            token: pick(&a.token_path, d.map(|d| &d.token_endpoint), "/token")?,
+            authorize: pick(
+                &a.authorize_path,
+                d.map(|d| &d.authorization_endpoint),
+                "/authorize",
+            )?,
+            introspect: pick(
+                &a.introspect_path,
+                d.map(|d| &d.introspection_endpoint),
+                "/introspect",
+            )?,
+            userinfo: pick(
+                &a.userinfo_path,
+                d.map(|d| &d.userinfo_endpoint),
+                "/userinfo",
+            )?,
+            discovery,
+            base,
+            http,
+            client_id: a.client_id.clone(),
+            basic,
+            redirect_uri: Url::parse(&a.redirect_uri).map_err(|e| e.to_string())?,
+            scope: a.scope.clone(),
+            login: a.login.clone(),
+            password: a.password.clone(),
+            fresh_prompt: a.fresh_prompt.clone().filter(|p| !p.is_empty()),
+            cc_body: form(&cc),
+            form_type: HeaderValue::from_static("application/x-www-form-urlencoded"),
+        })
+    }
+
+    /// One line per endpoint, for the log.
+    pub fn describe(&self) -> String {
+        format!(
+            "discovery {}\njwks {}\nauthorize {}\ntoken {}\nintrospect {}\nuserinfo {}",
+            self.discovery, self.jwks, self.authorize, self.token, self.introspect, self.userinfo
+        )
+    }
+
+    /// Sends a request, reads the whole body and checks it; non-2xx is a failure.
+    async fn call<T>(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        check: impl FnOnce(&[u8]) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let r = req.send().await.map_err(|e| Failure::transport(what, &e))?;
+        let status = r.status().as_u16();
+        let body = r.bytes().await.map_err(|e| Failure::transport(what, &e))?;
+        if !(200..300).contains(&status) {
+            return Err(Failure::status(what, status, &body));
+        }
+        check(&body)
+    }
+
+    /// POSTs a form to the token/introspection endpoint with the client's authentication
+    /// (Basic when there is a secret, else `client_id` in the body).
+    async fn post_client<T>(
+        &self,
+        what: &str,
+        url: &Url,
+        body: String,
+        check: impl FnOnce(&[u8]) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let mut req = self
+            .http
+            .post(url.clone())
+            .header(CONTENT_TYPE, self.form_type.clone());
+        let body = match &self.basic {
+            Some(b) => {
+                req = req.header(AUTHORIZATION, b.clone());
+                body
+            }
+            None => {
+                let mut s = body;
+                s.push('&');
+                s.push_str(&form(&[("client_id", &self.client_id)]));
+                s
+            }
+        };
+        self.call(what, req.body(body), check).await
+    }
+
+    pub async fn discovery(&self) -> Result<(), Failure> {
+        self.call("discovery", self.http.get(self.discovery.clone()), |body| {
+            match serde_json::from_slice::<DiscoveryCheck>(body) {
+                Ok(d) if !d.issuer.is_empty() => Ok(()),
+                Ok(_) => Err(Failure::malformed("discovery", "empty issuer")),
+                Err(e) => Err(Failure::malformed("discovery", &e.to_string())),
+            }
+        })
+        .await
+    }
+
+    pub async fn jwks(&self) -> Result<(), Failure> {
+        self.call(
+            "jwks",
+            self.http.get(self.jwks.clone()),
+            |body| match serde_json::from_slice::<JwksCheck>(body) {
+                Ok(j) if !j.keys.is_empty() => Ok(()),
+                Ok(_) => Err(Failure::malformed("jwks", "no keys")),
+                Err(e) => Err(Failure::malformed("jwks", &e.to_string())),
+            },
+        )
+        .await
+    }
+
+    fn token_answer(what: &str, body: &[u8]) -> Result<TokenAnswer, Failure> {
+        let t: TokenAnswer =
+            serde_json::from_slice(body).map_err(|e| Failure::malformed(what, &e.to_string()))?;
+        if t.access_token.is_empty() {
+            return Err(Failure::malformed(what, "empty access_token"));
+        }
+        if !t.token_type.eq_ignore_ascii_case("bearer")
+            && !t.token_type.eq_ignore_ascii_case("dpop")
+        {
+            return Err(Failure::malformed(what, "token_type is not Bearer"));
+        }
+        Ok(t)
+    }
+
+    pub async fn client_credentials(&self) -> Result<(), Failure> {
+        let Some(b) = &self.basic else {
+            return Err(Failure::new(
+                "client-credentials: no secret",
+                "no client secret",
+            ));
+        };
+        self.call(
+            "token",
+            self.http
+                .post(self.token.clone())
+                .header(CONTENT_TYPE, self.form_type.clone())
+                .header(AUTHORIZATION, b.clone())
+                .body(self.cc_body.clone()),
+            |body| Self::token_answer("token", body).map(|_| ()),
+        )
+        .await
+    }
+
+    /// Refreshes; returns the answer (with the rotated refresh token, if the provider rotates).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenAnswer, Failure> {
+        let body = form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ]);
+        self.post_client("token", &self.token, body, |b| {
+            Self::token_answer("token", b)
+        })
+        .await
+    }
+
+    /// Exchanges a code (PKCE) and checks the answer; an ID token is required for `openid`.
+    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<TokenAnswer, Failure> {
+        let body = form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ]);
+        let t = self
+            .post_client("token", &self.token, body, |b| {
+                Self::token_answer("token", b)
+            })
+            .await?;
+        if self.scope.split(' ').any(|s| s == "openid")
+            && t.id_token.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(Failure::malformed("token", "no id_token for scope openid"));
+        }
+        Ok(t)
+    }
+
+    pub async fn introspect(&self, token: &str) -> Result<(), Failure> {
+        let body = form(&[("token", token)]);
+        self.post_client(
+            "introspect",
+            &self.introspect,
+            body,
+            |b| match serde_json::from_slice::<IntrospectCheck>(b) {
+                Ok(i) if i.active => Ok(()),
+                Ok(_) => Err(Failure::malformed(
+                    "introspect",
+                    "active=false for a live token",
+                )),
+                Err(e) => Err(Failure::malformed("introspect", &e.to_string())),
+            },
+        )
+        .await
+    }
+
+    pub async fn userinfo(&self, bearer: &HeaderValue) -> Result<(), Failure> {
+        self.call(
+            "userinfo",
+            self.http
+                .get(self.userinfo.clone())
+                .header(AUTHORIZATION, bearer.clone()),
+            |body| match serde_json::from_slice::<UserinfoCheck>(body) {
+                Ok(u) if !u.sub.is_empty() => Ok(()),
+                Ok(_) => Err(Failure::malformed("userinfo", "empty sub")),
+                Err(e) => Err(Failure::malformed("userinfo", &e.to_string())),
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_encodes_both_parts() {
+        // "a b:c" -> "a+b" and "c%3A" per RFC 6749 §2.3.1.
+        assert_eq!(
+            basic_auth("a b", "c:"),
+            format!("Basic {}", STANDARD.encode("a+b:c%3A"))
+        );
+    }
+
+    #[test]
+    fn status_failures_carry_the_oauth_code_only() {
+        let f = Failure::status(
+            "token",
+            400,
+            br#"{"error":"invalid_grant","error_description":"x"}"#,
+        );
+        assert_eq!(f.kind, "token: HTTP 400 invalid_grant");
+        let f = Failure::status("token", 500, b"<html>oops</html>");
+        assert_eq!(f.kind, "token: HTTP 500");
+        assert!(f.detail.contains("oops"));
+        // An attacker-sized or odd `error` value does not become a report key.
+        let f = Failure::status("token", 400, br#"{"error":"a b"}"#);
+        assert_eq!(f.kind, "token: HTTP 400");
+    }
+}

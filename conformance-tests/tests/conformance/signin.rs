@@ -1,0 +1,294 @@
+//! Sign-in methods beyond the password: authenticator app (TOTP, codes computed by the
+//! independent `oathtool`), recovery codes, step-up by `acr_values`, and the lockout.
+
+use serde_json::Value;
+
+use super::browser::{exchange, expect_callback, redirect_to, Authz, Browser, Page};
+use super::harness::{for_each_backend, now_secs, Idp, EMAIL};
+
+/// Waits until the dev mailbox (dev mode) shows a message containing every `needle`.
+async fn mailbox_shows(idp: &Idp, needles: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = idp
+            .http
+            .get(idp.url("/dev/mailbox"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if needles.iter().all(|n| body.contains(n)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dev mailbox never showed {needles:?}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+const ACR1: &str = "urn:propusk:acr:1";
+const ACR2: &str = "urn:propusk:acr:2";
+
+/// The RFC 6238 code of `secret` (base32) at Unix time `at`, by oathtool.
+fn oathtool(secret: &str, at: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{at}")])
+        .output()
+        .expect("oathtool is installed (scripts/ensure-services.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Enrols and confirms an authenticator app for `login`; returns its base32 secret. The
+/// confirmation uses the code of the current step, so sign-ins use later steps.
+async fn enrol_totp(idp: &Idp, login: &str) -> String {
+    let out = idp
+        .cli(&["users", "totp-enroll", "--login", login, "--json"])
+        .await;
+    let j: Value = serde_json::from_str(out.trim()).unwrap();
+    let secret = j["secret"].as_str().unwrap().to_string();
+    let uri = j["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&secret),
+        "{uri}"
+    );
+    let code = oathtool(&secret, now_secs());
+    idp.cli(&["users", "totp-confirm", "--login", login, "--code", &code])
+        .await;
+    secret
+}
+
+fn is_second_factor_page(p: &Page) -> bool {
+    p.status == 200 && p.url.path() == "/login/second-factor"
+}
+
+async fn submit_code(b: &Browser, page: &Page, method: &str, code: &str) -> Page {
+    assert!(
+        is_second_factor_page(page),
+        "expected the code page, got {}",
+        page.describe()
+    );
+    let mut form = page.hidden_inputs();
+    form.push(("method".into(), method.into()));
+    form.push(("code".into(), code.into()));
+    let p = b.post_form("/login/second-factor", &form).await;
+    b.follow(p).await
+}
+
+/// Agrees on the consent page when it is shown.
+async fn through_consent(b: &Browser, page: Page) -> Page {
+    if page.is_consent_page() {
+        return b.consent(page, "allow").await;
+    }
+    page
+}
+
+#[tokio::test]
+async fn signin_totp_second_factor_then_replay_and_attempt_limit() {
+    for_each_backend(|idp| async move {
+        let secret = enrol_totp(&idp, &idp.user.login).await;
+        let b = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let page = b.authorize(&idp, &a).await;
+        let page = b
+            .submit_login(&page, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(is_second_factor_page(&page), "{}", page.describe());
+        assert!(page.body.contains("value=\"totp\""), "{}", page.body);
+        // A code of the next step (within the ±1 step window; the current one was spent
+        // confirming the app).
+        let code = oathtool(&secret, now_secs() + 30);
+        let page = through_consent(&b, submit_code(&b, &page, "totp", &code).await).await;
+        let cb = expect_callback(&idp, &page, &a);
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR2, "{}", t.claims);
+        let amr: Vec<&str> = t.claims["amr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(amr, ["pwd", "otp", "mfa"]);
+
+        // The same code again, in a new browser: refused as used.
+        let b2 = Browser::new(&idp);
+        let a2 = Authz::new(&idp.client);
+        let p = b2.authorize(&idp, &a2).await;
+        let p = b2
+            .submit_login(&p, &idp.user.login, &idp.user.password)
+            .await;
+        let p = submit_code(&b2, &p, "totp", &code).await;
+        assert!(is_second_factor_page(&p), "{}", p.describe());
+        assert!(p.body.contains("уже использован"), "{}", p.body);
+        // Two more wrong codes: back to the password.
+        let p = submit_code(&b2, &p, "totp", "000000").await;
+        assert!(p.body.contains("Код не подходит"), "{}", p.body);
+        let p = submit_code(&b2, &p, "totp", "12x").await;
+        assert!(p.is_login_page(), "third wrong code: {}", p.describe());
+        assert!(p.body.contains("три раза"), "{}", p.body);
+        // The transaction goes on with the password again.
+        let p = b2
+            .submit_login(&p, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(is_second_factor_page(&p), "{}", p.describe());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signin_recovery_code_once() {
+    for_each_backend(|idp| async move {
+        enrol_totp(&idp, &idp.user.login).await;
+        let out = idp
+            .cli(&[
+                "users",
+                "recovery-codes",
+                "--login",
+                &idp.user.login,
+                "--json",
+            ])
+            .await;
+        let j: Value = serde_json::from_str(out.trim()).unwrap();
+        let codes: Vec<String> = j["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(codes.len(), 10);
+
+        for (round, expect_ok) in [(0, true), (1, false)] {
+            let b = Browser::new(&idp);
+            let a = Authz::new(&idp.client);
+            let p = b.authorize(&idp, &a).await;
+            let p = b
+                .submit_login(&p, &idp.user.login, &idp.user.password)
+                .await;
+            assert!(p.body.contains("value=\"recovery\""), "{}", p.body);
+            // Typed in lower case with spaces: still the same code.
+            let typed = codes[0].to_lowercase().replace('-', " ");
+            let p = submit_code(&b, &p, "recovery", &typed).await;
+            if expect_ok {
+                // The owner hears about it at the confirmed e-mail.
+                mailbox_shows(&idp, &[EMAIL, "резервный код"]).await;
+                let p = through_consent(&b, p).await;
+                let cb = expect_callback(&idp, &p, &a);
+                let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+                assert_eq!(t.claims["acr"], ACR2);
+            } else {
+                assert!(is_second_factor_page(&p), "round {round}: {}", p.describe());
+                assert!(
+                    p.body.contains("Код не подходит"),
+                    "a spent code is refused"
+                );
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signin_step_up_by_acr_values() {
+    for_each_backend(|idp| async move {
+        // Signed in with the password only.
+        let b = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let cb = b.login_flow(&idp, &a).await;
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR1);
+
+        // A portal that needs two factors, for a person who has none: refused, not faked.
+        let a = Authz::new(&idp.client)
+            .set("acr_values", ACR2)
+            .set("prompt", "login");
+        let p = b.authorize(&idp, &a).await;
+        let p = b
+            .submit_login(&p, &idp.user.login, &idp.user.password)
+            .await;
+        let cb = redirect_to(&p, a.redirect_uri());
+        assert_eq!(cb.get("error"), Some("access_denied"), "{:?}", cb.params);
+
+        // Once an app is set up, the same session is stepped up with the code alone.
+        let secret = enrol_totp(&idp, &idp.user.login).await;
+        let a = Authz::new(&idp.client).set("acr_values", ACR2);
+        let none = Authz::new(&idp.client)
+            .set("acr_values", ACR2)
+            .set("prompt", "none");
+        let p = b.authorize(&idp, &none).await;
+        let cb = redirect_to(&p, none.redirect_uri());
+        assert_eq!(
+            cb.get("error"),
+            Some("interaction_required"),
+            "{:?}",
+            cb.params
+        );
+        let p = b.authorize(&idp, &a).await;
+        assert!(
+            is_second_factor_page(&p),
+            "no password again: {}",
+            p.describe()
+        );
+        assert!(p.body.contains("Портал просит"), "the page says why");
+        let code = oathtool(&secret, now_secs() + 30);
+        let p = through_consent(&b, submit_code(&b, &p, "totp", &code).await).await;
+        let cb = expect_callback(&idp, &p, &a);
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR2);
+        // And the stronger session now serves such requests without asking again.
+        let a = Authz::new(&idp.client).set("acr_values", ACR2);
+        let cb = b.login_flow(&idp, &a).await;
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signin_lockout_after_three_wrong_passwords_same_for_unknown_accounts() {
+    for_each_backend(|idp| async move {
+        for (login, real) in [
+            (idp.user.login.clone(), true),
+            ("nobody@example.ru".to_string(), false),
+        ] {
+            let b = Browser::new(&idp);
+            let a = Authz::new(&idp.client);
+            let mut p = b.authorize(&idp, &a).await;
+            for attempt in 1..=3 {
+                p = b.submit_login(&p, &login, "Wrong-Passw0rd!").await;
+                assert!(p.is_login_page(), "{}", p.describe());
+                let locked = p.body.contains("временно недоступен");
+                assert_eq!(locked, attempt == 3, "attempt {attempt} for {login}");
+            }
+            // Even the right password is refused while the lock lasts (15 minutes).
+            let password = if real {
+                idp.user.password.clone()
+            } else {
+                "x".into()
+            };
+            p = b.submit_login(&p, &login, &password).await;
+            assert!(
+                p.body.contains("временно недоступен"),
+                "{login}: {}",
+                p.describe()
+            );
+        }
+        // Other accounts are not affected.
+        let other = idp
+            .add_user("other@example.ru", "Other-Passw0rd!", &[])
+            .await;
+        let b = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let p = b.authorize(&idp, &a).await;
+        let p = b.submit_login(&p, &other.login, &other.password).await;
+        assert!(!p.is_login_page(), "{}", p.describe());
+    })
+    .await;
+}
