@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::authn::login::{self, AfterFirstFactor, Next};
 use crate::authn::throttle::Throttle;
 use crate::authn::transaction::{AuthContext, LoginTx};
-use crate::domain::identifier::{normalize_login, Identifier};
+use crate::domain::identifier::{normalize_login, Identifier, IdentifierError};
 use crate::domain::{Grant, SsoSession};
 use crate::protocol::params::Params;
 use crate::protocol::{ErrorCode, OAuthError};
@@ -194,15 +194,20 @@ pub async fn submit(
             let err = LoginError::Locked;
             render_login(&state, &req, &tx, Some(&identifier), Some(err)).await
         }
-        Ok(PasswordOutcome::BadIdentifier(code)) => {
-            let err = if code.contains("snils") {
-                LoginError::BadSnils
-            } else if code.contains("inn") {
-                LoginError::BadInn
-            } else if code.contains("phone") {
-                LoginError::BadPhone
-            } else {
-                LoginError::BadIdentifier
+        Ok(PasswordOutcome::BadIdentifier(e)) => {
+            use crate::domain::identifier::IdentifierKind as K;
+            let err = match e {
+                IdentifierError::Malformed(K::Snils)
+                | IdentifierError::WrongLength(K::Snils)
+                | IdentifierError::BadChecksum(K::Snils) => LoginError::BadSnils,
+                IdentifierError::Malformed(K::Inn)
+                | IdentifierError::WrongLength(K::Inn)
+                | IdentifierError::BadChecksum(K::Inn) => LoginError::BadInn,
+                IdentifierError::Malformed(K::Phone)
+                | IdentifierError::WrongLength(K::Phone)
+                | IdentifierError::BadChecksum(K::Phone)
+                | IdentifierError::NotRussianPhone => LoginError::BadPhone,
+                _ => LoginError::BadIdentifier,
             };
             render_login(&state, &req, &tx, Some(&identifier), Some(err)).await
         }
@@ -213,8 +218,8 @@ pub async fn submit(
 pub(super) enum PasswordOutcome {
     Right(String),
     Wrong,
-    /// Not a phone, e-mail, SNILS or INN (the code of `IdentifierError`).
-    BadIdentifier(&'static str),
+    /// Not a phone, e-mail, SNILS or INN.
+    BadIdentifier(IdentifierError),
     /// Too many attempts from this address, or password sign-in to this identifier is
     /// locked (the same answer whether or not an account has it).
     Locked,
@@ -273,7 +278,7 @@ async fn password_step(
     // Checksums and formats are checked before any lookup (requirements: signing in).
     let candidates = match Identifier::candidates(identifier) {
         Ok(c) => c,
-        Err(e) => return Ok(PasswordOutcome::BadIdentifier(e.code())),
+        Err(e) => return Ok(PasswordOutcome::BadIdentifier(e)),
     };
     let login = normalize_login(identifier);
     let account = state
