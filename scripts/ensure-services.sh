@@ -28,7 +28,7 @@ reachable() { # host port
 # command is given, when that command exists (e.g. psql from postgresql-client-15).
 # chromium, nodejs and npm run the browser suite (conformance-tests/browser: playwright-core
 # drives Debian's /usr/bin/chromium; no browser is downloaded).
-PACKAGES=(build-essential:cc pkg-config:pkg-config libpq-dev: openssl:openssl oathtool:oathtool postgresql:pg_ctlcluster
+PACKAGES=(build-essential:cc pkg-config:pkg-config libpq-dev: libssl-dev: openssl:openssl oathtool:oathtool postgresql:pg_ctlcluster
     postgresql-client:psql redis-server:redis-server redis-tools:redis-cli curl:curl ca-certificates:
     chromium:chromium nodejs:node npm:npm)
 missing=()

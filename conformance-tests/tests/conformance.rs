@@ -37,3 +37,18 @@ mod signin;
 
 #[path = "conformance/loadgen.rs"]
 mod loadgen;
+
+#[path = "conformance/webauthn.rs"]
+mod webauthn;
+
+#[path = "conformance/esia.rs"]
+mod esia;
+
+#[path = "conformance/otp.rs"]
+mod otp;
+
+#[path = "conformance/recovery.rs"]
+mod recovery;
+
+#[path = "conformance/identity.rs"]
+mod identity;

@@ -9,10 +9,26 @@
 
 use askama::Template;
 
+mod identity;
+mod recovery;
 mod second_factor;
+mod security;
 mod texts;
 
+pub use identity::{
+    identity_error, level_name, mismatch_text, password_problems_text, register_error,
+    AccountStatusPage, ConsentExtra, LevelPage, ProfilePage, RegisterPage, RegisterStep,
+    VerificationView, WithheldScope,
+};
+pub use recovery::{
+    Forgot, ForgotError, ForgotPage, ForgotStep, Notice, NoticePage, PasswordPage, PasswordProblem,
+    PasswordPurpose,
+};
 pub use second_factor::{Factor, FactorError, SecondFactorPage};
+pub use security::{
+    problem_text, Confirm, FactorKind, FactorRow, RecoveryCodesPage, SecurityNotice, SecurityPage,
+    TotpEnrolPage, WebauthnProblem,
+};
 pub use texts::scope_description;
 
 /// Language of a page.
@@ -182,6 +198,10 @@ pub enum LoginError {
     BadInn,
     /// A phone number that is not a Russian mobile or landline number.
     BadPhone,
+    /// A passkey was not accepted (the precise reason).
+    Passkey(WebauthnProblem),
+    /// Not an error: the password was reset, sign in with the new one.
+    PasswordReset,
 }
 
 /// The sign-in page: a form `POST action` with hidden `tx`, `csrf` and the fields
@@ -214,6 +234,8 @@ struct LoginTemplate<'a> {
     identifier: &'a str,
     error: Option<&'static str>,
     focus_password: bool,
+    /// `PasswordReset` is good news: shown as a notice, not an alert.
+    notice: bool,
 }
 
 impl LoginPage<'_> {
@@ -230,6 +252,7 @@ impl LoginPage<'_> {
             identifier,
             error: self.error.map(|e| texts::login_error(e, self.lang)),
             focus_password: !identifier.is_empty(),
+            notice: self.error == Some(LoginError::PasswordReset),
         };
         render_or_fallback(&template, self.lang)
     }
@@ -257,6 +280,8 @@ pub struct ConsentPage<'a> {
 struct ScopeItem<'a> {
     known: bool,
     text: &'a str,
+    name: &'a str,
+    sensitive: bool,
 }
 
 #[derive(Template)]
@@ -270,10 +295,21 @@ struct ConsentTemplate<'a> {
     csrf: &'a str,
     scopes: Vec<ScopeItem<'a>>,
     user_display: &'a str,
+    withheld: Vec<identity::WithheldItem>,
+    sensitive_mark: &'static str,
+    withheld_heading: &'static str,
+    withheld_hint: &'static str,
+    profile_link: &'static str,
 }
 
 impl ConsentPage<'_> {
     pub fn render(&self) -> String {
+        self.render_with(&ConsentExtra::default())
+    }
+
+    /// The page with sensitive scopes marked and the scopes withheld by account level named
+    /// with the reason (issue 5).
+    pub fn render_with(&self, extra: &ConsentExtra<'_>) -> String {
         let t = texts::consent_texts(self.lang);
         let mut seen: Vec<&str> = Vec::with_capacity(self.scopes.len());
         let mut scopes = Vec::with_capacity(self.scopes.len());
@@ -282,14 +318,27 @@ impl ConsentPage<'_> {
                 continue;
             }
             seen.push(scope);
+            // A withheld scope is listed only under "the portal will not receive".
+            if extra.withheld.iter().any(|w| w.scope == scope) {
+                continue;
+            }
+            let sensitive = extra.sensitive.contains(&scope);
             scopes.push(match scope_description(scope, self.lang) {
-                Some(text) => ScopeItem { known: true, text },
+                Some(text) => ScopeItem {
+                    known: true,
+                    text,
+                    name: scope,
+                    sensitive,
+                },
                 None => ScopeItem {
                     known: false,
                     text: scope,
+                    name: scope,
+                    sensitive,
                 },
             });
         }
+        let words = identity::consent_words(self.lang);
         let template = ConsentTemplate {
             page: Layout::new(self.lang, t.heading),
             t,
@@ -299,6 +348,11 @@ impl ConsentPage<'_> {
             csrf: self.csrf,
             scopes,
             user_display: self.user_display,
+            withheld: identity::withheld_items(extra, self.lang),
+            sensitive_mark: words.sensitive_mark,
+            withheld_heading: words.withheld_heading,
+            withheld_hint: words.withheld_hint,
+            profile_link: words.profile_link,
         };
         render_or_fallback(&template, self.lang)
     }
@@ -490,6 +544,7 @@ impl FormPostPage<'_> {
 
 const PROPUSK_CSS: &[u8] = include_bytes!("../static/propusk.css");
 const FORM_POST_JS: &[u8] = include_bytes!("../static/form_post.js");
+const WEBAUTHN_JS: &[u8] = include_bytes!("../static/webauthn.js");
 
 /// Static assets served under `/static/`: returns `(bytes, content type)` for
 /// `"propusk.css"` and `"form_post.js"`, `None` for anything else.
@@ -497,6 +552,7 @@ pub fn static_asset(name: &str) -> Option<(&'static [u8], &'static str)> {
     match name {
         "propusk.css" => Some((PROPUSK_CSS, "text/css; charset=utf-8")),
         "form_post.js" => Some((FORM_POST_JS, "text/javascript; charset=utf-8")),
+        "webauthn.js" => Some((WEBAUTHN_JS, "text/javascript; charset=utf-8")),
         _ => None,
     }
 }

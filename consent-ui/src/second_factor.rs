@@ -12,6 +12,14 @@ pub enum Factor {
     Totp,
     /// One of the one-time recovery codes.
     RecoveryCode,
+    /// A one-time code by SMS to the confirmed phone.
+    Sms,
+    /// A one-time code read out in a voice call to the confirmed phone.
+    Voice,
+    /// A one-time code by e-mail to the confirmed address.
+    Email,
+    /// A security key (WebAuthn): a button, not a code (`/static/webauthn.js`).
+    SecurityKey,
 }
 
 impl Factor {
@@ -20,7 +28,16 @@ impl Factor {
         match self {
             Factor::Totp => "totp",
             Factor::RecoveryCode => "recovery",
+            Factor::Sms => "sms",
+            Factor::Voice => "voice",
+            Factor::Email => "email",
+            Factor::SecurityKey => "security_key",
         }
+    }
+
+    /// Whether the code of this factor is sent to the person (asked for first).
+    pub fn is_sent(self) -> bool {
+        matches!(self, Factor::Sms | Factor::Voice | Factor::Email)
     }
 
     /// The factor named by a form value.
@@ -28,6 +45,9 @@ impl Factor {
         match v {
             "totp" => Some(Factor::Totp),
             "recovery" => Some(Factor::RecoveryCode),
+            "sms" => Some(Factor::Sms),
+            "voice" => Some(Factor::Voice),
+            "email" => Some(Factor::Email),
             _ => None,
         }
     }
@@ -38,6 +58,25 @@ impl Factor {
             (Factor::Totp, Lang::En) => "Code from the authenticator app",
             (Factor::RecoveryCode, Lang::Ru) => "Резервный код",
             (Factor::RecoveryCode, Lang::En) => "Recovery code",
+            (Factor::Sms, Lang::Ru) => "Код по SMS",
+            (Factor::Sms, Lang::En) => "Code by SMS",
+            (Factor::Voice, Lang::Ru) => "Код голосовым звонком",
+            (Factor::Voice, Lang::En) => "Code by voice call",
+            (Factor::Email, Lang::Ru) => "Код на электронную почту",
+            (Factor::Email, Lang::En) => "Code by e-mail",
+            (Factor::SecurityKey, Lang::Ru) => "Подтвердить аппаратным ключом",
+            (Factor::SecurityKey, Lang::En) => "Confirm with a security key",
+        }
+    }
+
+    fn send_label(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Factor::Voice, Lang::Ru) => "Позвонить и продиктовать код",
+            (Factor::Voice, Lang::En) => "Call me with a code",
+            (Factor::Email, Lang::Ru) => "Отправить код на почту",
+            (Factor::Email, Lang::En) => "E-mail me a code",
+            (_, Lang::Ru) => "Отправить код по SMS",
+            (_, Lang::En) => "Text me a code",
         }
     }
 }
@@ -53,9 +92,50 @@ pub enum FactorError {
     Malformed,
     /// The portal asks for a stronger sign-in than the password alone.
     StepUp,
+    /// No code is waiting: it expired (5 minutes), was voided, or none was asked for.
+    Expired,
+    /// Another code was asked for too soon; this many seconds remain.
+    TooSoon(u64),
+    /// Too many codes were asked for in the last hour.
+    TooManySends,
+    /// The code was wrong; this many attempts remain for it.
+    WrongLeft(u64),
+    /// The security key was not accepted (the precise reason).
+    SecurityKey(crate::WebauthnProblem),
 }
 
-fn error_text(e: FactorError, lang: Lang) -> &'static str {
+fn error_text(e: FactorError, lang: Lang) -> String {
+    match (e, lang) {
+        (FactorError::Expired, Lang::Ru) => {
+            "Код недействителен: он устарел (код действует 5 минут) или ещё не запрошен. Запросите новый код.".into()
+        }
+        (FactorError::Expired, Lang::En) => {
+            "This code is no longer valid: it has expired (a code lasts 5 minutes) or none was sent. Ask for a new code.".into()
+        }
+        (FactorError::TooSoon(s), Lang::Ru) => {
+            format!("Новый код можно запросить через {s} с. Предыдущий код ещё действует.")
+        }
+        (FactorError::TooSoon(s), Lang::En) => {
+            format!("You can ask for a new code in {s} s. The previous code is still valid.")
+        }
+        (FactorError::TooManySends, Lang::Ru) => {
+            "Слишком много запросов кода. Попробуйте через час или выберите другой способ.".into()
+        }
+        (FactorError::TooManySends, Lang::En) => {
+            "Too many codes were requested. Try again in an hour or choose another method.".into()
+        }
+        (FactorError::WrongLeft(n), Lang::Ru) => {
+            format!("Код не подходит. Осталось попыток: {n}.")
+        }
+        (FactorError::WrongLeft(n), Lang::En) => {
+            format!("The code is not right. Attempts left: {n}.")
+        }
+        (FactorError::SecurityKey(p), lang) => crate::problem_text(p, lang).into(),
+        (e, lang) => fixed_error_text(e, lang).into(),
+    }
+}
+
+fn fixed_error_text(e: FactorError, lang: Lang) -> &'static str {
     match (e, lang) {
         (FactorError::WrongCode, Lang::Ru) => "Код не подходит. Проверьте его и попробуйте ещё раз.",
         (FactorError::WrongCode, Lang::En) => "The code is not right. Check it and try again.",
@@ -77,6 +157,8 @@ fn error_text(e: FactorError, lang: Lang) -> &'static str {
         (FactorError::StepUp, Lang::En) => {
             "The portal asks you to confirm the sign-in with a second method."
         }
+        (_, Lang::Ru) => "Код не подходит.",
+        (_, Lang::En) => "The code is not right.",
     }
 }
 
@@ -87,6 +169,9 @@ struct Texts {
     code: &'static str,
     hint: &'static str,
     submit: &'static str,
+    sent_to: &'static str,
+    get_code: &'static str,
+    resend_hint: &'static str,
 }
 
 static RU: Texts = Texts {
@@ -96,6 +181,9 @@ static RU: Texts = Texts {
     code: "Код",
     hint: "Код в приложении меняется каждые 30 секунд.",
     submit: "Подтвердить",
+    sent_to: "Код отправлен: ",
+    get_code: "Получить код",
+    resend_hint: "Код не пришёл? Новый можно запросить через 60 секунд.",
 };
 
 static EN: Texts = Texts {
@@ -105,6 +193,9 @@ static EN: Texts = Texts {
     code: "Code",
     hint: "The code in the app changes every 30 seconds.",
     submit: "Confirm",
+    sent_to: "Code sent to ",
+    get_code: "Get a code",
+    resend_hint: "No code? You can ask for a new one after 60 seconds.",
 };
 
 /// The second-factor form: `POST action` with hidden `tx`, `csrf`, a radio `method`
@@ -118,6 +209,19 @@ pub struct SecondFactorPage<'a> {
     /// The methods to offer, the preselected one first.
     pub factors: &'a [Factor],
     pub error: Option<FactorError>,
+    /// Where the "send me a code" buttons post the form (`channel` = `sms`, `voice`,
+    /// `email`; the same hidden `tx` and `csrf`).
+    pub send_action: &'a str,
+    /// The factors whose code is sent, with the masked contact it goes to.
+    pub senders: &'a [(Factor, &'a str)],
+    /// Where the waiting code was sent (masked), when one was.
+    pub sent_to: Option<&'a str>,
+}
+
+struct SendItem<'a> {
+    value: &'static str,
+    label: &'static str,
+    to: &'a str,
 }
 
 struct MethodItem {
@@ -135,7 +239,10 @@ struct SecondFactorTemplate<'a> {
     tx: &'a str,
     csrf: &'a str,
     methods: Vec<MethodItem>,
-    error: Option<&'static str>,
+    error: Option<String>,
+    send_action: &'a str,
+    senders: Vec<SendItem<'a>>,
+    sent_to: Option<&'a str>,
 }
 
 impl SecondFactorPage<'_> {
@@ -161,6 +268,17 @@ impl SecondFactorPage<'_> {
                 })
                 .collect(),
             error: self.error.map(|e| error_text(e, self.lang)),
+            send_action: self.send_action,
+            senders: self
+                .senders
+                .iter()
+                .map(|(f, to)| SendItem {
+                    value: f.value(),
+                    label: f.send_label(self.lang),
+                    to,
+                })
+                .collect(),
+            sent_to: self.sent_to,
         };
         render_or_fallback(&template, self.lang)
     }
@@ -179,6 +297,9 @@ mod tests {
             csrf: "c\"2",
             factors: &[Factor::RecoveryCode, Factor::Totp],
             error: Some(FactorError::WrongCode),
+            send_action: "/login/otp/send",
+            senders: &[],
+            sent_to: None,
         }
         .render();
         assert!(html.contains("Подтверждение входа"));
@@ -194,6 +315,9 @@ mod tests {
             csrf: "c",
             factors: &[Factor::Totp],
             error: None,
+            send_action: "/login/otp/send",
+            senders: &[],
+            sent_to: None,
         }
         .render();
         assert!(en.contains("Confirm sign-in") && !en.contains("role=\"alert\""));
@@ -201,9 +325,53 @@ mod tests {
 
     #[test]
     fn form_values_round_trip() {
-        for f in [Factor::Totp, Factor::RecoveryCode] {
+        for f in [
+            Factor::Totp,
+            Factor::RecoveryCode,
+            Factor::Sms,
+            Factor::Voice,
+            Factor::Email,
+        ] {
             assert_eq!(Factor::from_value(f.value()), Some(f));
         }
-        assert_eq!(Factor::from_value("sms"), None);
+        assert_eq!(Factor::from_value("push"), None);
+    }
+
+    #[test]
+    fn code_senders_and_precise_errors() {
+        let html = SecondFactorPage {
+            lang: Lang::Ru,
+            action: "/login/second-factor",
+            tx: "t",
+            csrf: "c",
+            factors: &[Factor::Sms, Factor::Email],
+            error: Some(FactorError::TooSoon(42)),
+            send_action: "/login/otp/send",
+            senders: &[
+                (Factor::Sms, "+7 *** ***-45-67"),
+                (Factor::Email, "i***@example.ru"),
+            ],
+            sent_to: Some("+7 *** ***-45-67"),
+        }
+        .render();
+        assert!(html.contains(
+            "formaction=\"/login/otp/send\" formnovalidate name=\"channel\" value=\"sms\""
+        ));
+        assert!(html.contains("через 42 с"));
+        assert!(html.contains("Код отправлен: +7 *** ***-45-67"));
+        assert!(html.contains("value=\"sms\" checked"));
+        let en = SecondFactorPage {
+            lang: Lang::En,
+            action: "/x",
+            tx: "t",
+            csrf: "c",
+            factors: &[Factor::Email],
+            error: Some(FactorError::WrongLeft(2)),
+            send_action: "/y",
+            senders: &[(Factor::Email, "i***@example.ru")],
+            sent_to: None,
+        }
+        .render();
+        assert!(en.contains("Attempts left: 2") && en.contains("E-mail me a code"));
     }
 }

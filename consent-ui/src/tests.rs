@@ -217,7 +217,8 @@ fn login_page_has_form_fields() {
             ]
         );
         assert!(html.contains("name=\"identifier\" value=\"+7 900 000-00-00\""));
-        assert!(html.contains("autocomplete=\"username\""));
+        // `webauthn`: passkeys are offered in the identifier's autofill (conditional UI).
+        assert!(html.contains("autocomplete=\"username webauthn\""));
         assert!(html.contains("name=\"password\" autocomplete=\"current-password\""));
         assert!(html.contains("name=\"remember\" value=\"on\""));
         assert!(html.contains("<label for=\"identifier\">"));

@@ -3,6 +3,8 @@
 use crate::{ErrorKind, Lang, LoginError};
 
 pub(crate) struct LoginTexts {
+    /// The passkey sign-in button.
+    pub passkey: &'static str,
     pub heading: &'static str,
     pub portal_before: &'static str,
     pub portal_after: &'static str,
@@ -10,9 +12,12 @@ pub(crate) struct LoginTexts {
     pub password: &'static str,
     pub remember: &'static str,
     pub submit: &'static str,
+    pub forgot_password: &'static str,
+    pub forgot_login: &'static str,
 }
 
 static LOGIN_RU: LoginTexts = LoginTexts {
+    passkey: "Войти по ключу доступа (биометрия)",
     heading: "Вход",
     portal_before: "Войдите, чтобы продолжить на портале «",
     portal_after: "».",
@@ -20,9 +25,12 @@ static LOGIN_RU: LoginTexts = LoginTexts {
     password: "Пароль",
     remember: "Запомнить меня",
     submit: "Войти",
+    forgot_password: "Забыли пароль?",
+    forgot_login: "Забыли логин?",
 };
 
 static LOGIN_EN: LoginTexts = LoginTexts {
+    passkey: "Sign in with a passkey",
     heading: "Sign in",
     portal_before: "Sign in to continue to ",
     portal_after: ".",
@@ -30,6 +38,8 @@ static LOGIN_EN: LoginTexts = LoginTexts {
     password: "Password",
     remember: "Remember me",
     submit: "Sign in",
+    forgot_password: "Forgot your password?",
+    forgot_login: "Forgot your login?",
 };
 
 pub(crate) fn login_texts(lang: Lang) -> &'static LoginTexts {
@@ -41,6 +51,7 @@ pub(crate) fn login_texts(lang: Lang) -> &'static LoginTexts {
 
 pub(crate) fn login_error(error: LoginError, lang: Lang) -> &'static str {
     match (error, lang) {
+        (LoginError::Passkey(p), lang) => crate::security::problem_text(p, lang),
         (LoginError::InvalidCredentials, Lang::Ru) => {
             "Неверный логин или пароль. Проверьте их и попробуйте ещё раз."
         }
@@ -90,6 +101,12 @@ pub(crate) fn login_error(error: LoginError, lang: Lang) -> &'static str {
         }
         (LoginError::BadPhone, Lang::En) => {
             "The phone number must be Russian: +7 and 10 digits."
+        }
+        (LoginError::PasswordReset, Lang::Ru) => {
+            "Пароль изменён, все сеансы завершены. Войдите с новым паролем."
+        }
+        (LoginError::PasswordReset, Lang::En) => {
+            "Your password was changed and every session ended. Sign in with the new password."
         }
     }
 }
@@ -172,6 +189,11 @@ pub fn scope_description(scope: &str, lang: Lang) -> Option<&'static str> {
             "Организации, в которых вы работаете",
             "Organisations you work for",
         ),
+        "medical_doc" => ("Полис ОМС", "Compulsory medical insurance policy"),
+        "drivers_licence_doc" => ("Водительское удостоверение", "Driving licence"),
+        "foreign_passport_doc" => ("Заграничный паспорт", "Foreign travel passport"),
+        "military_doc" => ("Военный билет", "Military ID"),
+        "birth_cert_doc" => ("Свидетельство о рождении", "Birth certificate"),
         _ => return None,
     };
     Some(match lang {

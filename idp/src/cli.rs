@@ -41,6 +41,11 @@ pub enum ClientAction {
         /// Client id to use instead of a generated one.
         #[arg(long)]
         id: Option<String>,
+        /// ESIA dialect: PEM certificate the client signs its request parameters with
+        /// (RSA or ECDSA P-256). The client then authenticates only by signature
+        /// (`esia_signature`) on the `/aas/oauth2/*` paths.
+        #[arg(long)]
+        esia_certificate: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -51,6 +56,12 @@ pub enum ClientAction {
     },
     /// Remove a client and everything issued to it.
     Remove { client_id: String },
+    /// The minimum account level the client requires (issue 5): none, standard, confirmed.
+    SetMinLevel {
+        client_id: String,
+        #[arg(long)]
+        level: String,
+    },
 }
 
 // Parsed once per command line; boxing the large variant would buy nothing.
@@ -82,6 +93,19 @@ pub enum UserAction {
         gender: Option<String>,
         #[arg(long)]
         address: Option<String>,
+        /// The password is temporary: the first sign-in must replace it.
+        #[arg(long)]
+        temporary: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give the account a temporary password (generated unless --password is given) that
+    /// the next sign-in must replace; every session ends and every refresh token is revoked.
+    ResetPassword {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        password: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -112,6 +136,9 @@ pub enum UserAction {
         #[arg(long)]
         json: bool,
     },
+    /// The person: confirm, block, unblock, add-org, set-identifiers, show (issue 5).
+    #[command(flatten)]
+    Person(crate::identity_cli::PersonAction),
 }
 
 fn load(config: Option<&Path>) -> Result<Config, BoxError> {
@@ -221,8 +248,18 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
             id_token_alg,
             jwks,
             id,
+            esia_certificate,
             json,
         } => {
+            // ESIA clients sign their parameters: no secret, their own auth method.
+            let esia = match &esia_certificate {
+                Some(p) => Some(idp::esia::registration::read_certificate(p)?),
+                None => None,
+            };
+            let auth_method = match &esia {
+                Some(_) => "esia_signature".to_string(),
+                None => auth_method,
+            };
             if let Some(a) = &id_token_alg {
                 let algs = cfg.keys.algs()?;
                 if !algs.iter().any(|x| x.as_str() == a) {
@@ -255,16 +292,25 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
                 }
                 other => other?,
             }
+            let certificate_hash = match &esia {
+                Some(cert) => Some(idp::esia::registration::register(&store, &client, cert)?),
+                None => None,
+            };
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "client_id": client.id, "client_secret": secret })
-                );
+                let mut out =
+                    serde_json::json!({ "client_id": client.id, "client_secret": secret });
+                if let Some(h) = &certificate_hash {
+                    out["client_certificate_hash"] = serde_json::Value::from(h.as_str());
+                }
+                println!("{out}");
             } else {
                 println!("client_id:     {}", client.id);
                 match secret {
                     Some(s) => println!("client_secret: {s}\n(shown once: store it now)"),
                     None => println!("client_secret: (none; {})", client.auth_method.as_str()),
+                }
+                if let Some(h) = &certificate_hash {
+                    println!("client_certificate_hash: {h}");
                 }
             }
         }
@@ -294,6 +340,9 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
             } else {
                 return Err(format!("no client `{client_id}`").into());
             }
+        }
+        ClientAction::SetMinLevel { client_id, level } => {
+            crate::identity_cli::set_client_min_level(&store, &client_id, &level)?
         }
     }
     Ok(())
@@ -370,6 +419,7 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
             birthdate,
             gender,
             address,
+            temporary,
             json,
         } => {
             let profile = Profile {
@@ -394,6 +444,9 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
                     profile,
                 },
             )?;
+            if temporary {
+                crate::password_cli::mark_temporary(&store, &s)?;
+            }
             if json {
                 println!(
                     "{}",
@@ -403,6 +456,11 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
                 println!("sub: {}\noid: {}\nlogin: {}", s.id, s.oid, s.login);
             }
         }
+        UserAction::ResetPassword {
+            login,
+            password,
+            json,
+        } => crate::password_cli::reset_password(&cfg, &store, &login, password, json)?,
         UserAction::TotpEnroll { login, json } => {
             crate::factors_cli::totp_enroll(&cfg, &store, &login, json)?
         }
@@ -412,6 +470,7 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
         UserAction::RecoveryCodes { login, json } => {
             crate::factors_cli::recovery_codes(&store, &login, json)?
         }
+        UserAction::Person(a) => crate::identity_cli::run(&store, a)?,
         UserAction::List { json } => {
             let list = store.list_subjects()?;
             if json {
@@ -457,6 +516,7 @@ pub fn serve(config: Option<&Path>, listen: Option<String>, demo: bool) -> Resul
         };
         startup::spawn_key_refresh(&state);
         startup::spawn_notify(&state)?;
+        startup::spawn_registry(&state)?;
         tracing::info!(issuer = %state.issuer, "listening on {}", state.cfg.listen);
         println!(
             "Propusk is listening on http://{} (issuer {})",

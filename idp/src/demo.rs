@@ -43,6 +43,8 @@ pub fn seed(cfg: &Config, store: &SqlStore) -> Result<DemoNote, BoxError> {
             },
         )?;
     }
+    // The person (issue 5): documents and levels for the demo citizens.
+    crate::identity_cli::seed_demo_person(cfg, store, DEMO_LOGIN)?;
     if store.find_client(DEMO_CLIENT)?.is_none() {
         let (mut client, _) = build_client(NewClient {
             id: Some(DEMO_CLIENT.into()),

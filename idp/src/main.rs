@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 mod cli;
 mod demo;
 mod factors_cli;
+mod identity_cli;
 mod keys_cli;
+mod password_cli;
 
 #[derive(Parser)]
 #[command(name = "idp", version, about = "Propusk identity provider")]

@@ -12,16 +12,13 @@ use crate::store::SqlStore;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Opens the database with a pool sized for the backend.
+/// Opens the database with a pool sized for the backend (`DbKind::default_pool_size` unless
+/// `db_pool_size` is set).
 pub fn open_store(cfg: &Config) -> Result<SqlStore, BoxError> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(2);
-    let is_pg = cfg.database_url.starts_with("postgres");
-    let size = cfg
-        .db_pool_size
-        .unwrap_or(if is_pg { cores * 4 } else { cores * 2 });
-    Ok(SqlStore::connect(&cfg.database_url, size)?)
+    Ok(SqlStore::connect(
+        &cfg.database_url,
+        cfg.db_pool_size.unwrap_or(0),
+    )?)
 }
 
 /// Opens the database (migrated), the master key and the data keys: a store that seals
@@ -75,6 +72,7 @@ pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxEr
         csrf[i % 32] ^= b;
     }
     let mailbox = crate::notify::DevMailbox::new(cfg.notify.dev_mailbox_size);
+    let client_cache_secs = cfg.client_cache_secs;
     Ok(AppState {
         mailbox,
         jwks_cache_control: format!("public, max-age={}", cfg.keys.jwks_max_age_secs),
@@ -94,6 +92,9 @@ pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxEr
         clock,
         passwords: Arc::new(passwords),
         csrf_secret: Arc::new(csrf),
+        clients: Arc::new(crate::store::ClientCache::new(
+            std::time::Duration::from_secs(client_cache_secs),
+        )),
     })
 }
 
@@ -146,5 +147,14 @@ pub fn spawn_notify(state: &AppState) -> Result<(), BoxError> {
         &state.cfg.notify,
     )
     .spawn();
+    Ok(())
+}
+
+/// Starts the registry verifier: submits due SNILS + passport checks, polls for answers,
+/// retries an unavailable registry with backoff (issue 5).
+pub fn spawn_registry(state: &AppState) -> Result<(), BoxError> {
+    let cfg = state.cfg.identity.registry.clone();
+    let registry = crate::registry::from_config(&cfg)?;
+    crate::registry::Verifier::new(state.store.clone(), registry, state.clock.clone(), cfg).spawn();
     Ok(())
 }

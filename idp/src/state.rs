@@ -28,6 +28,8 @@ pub struct AppState {
     pub mailbox: crate::notify::DevMailbox,
     /// Secret for stateless CSRF tokens of forms outside a login transaction.
     pub csrf_secret: Arc<[u8; 32]>,
+    /// Client registrations cached for `client_cache_secs`.
+    pub clients: Arc<crate::store::ClientCache>,
 }
 
 impl AppState {

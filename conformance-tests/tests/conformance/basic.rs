@@ -1001,6 +1001,47 @@ async fn refresh_token_reuse_within_grace_does_not_revoke() {
 }
 
 #[tokio::test]
+async fn refresh_scope_may_narrow_but_not_widen() {
+    for_each_backend(|idp| async move {
+        let authz = Authz::new(&idp.client).set("scope", "openid profile");
+        let t = Browser::new(&idp)
+            .code_flow(&idp, &idp.client, &authz)
+            .await;
+        let rt1 = t.refresh_token.unwrap();
+        let refresh_with_scope = |rt: String, scope: &'static str| {
+            let idp = &idp;
+            async move {
+                idp.post_client_auth(
+                    "/token",
+                    &idp.client,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", rt.as_str()),
+                        ("scope", scope),
+                    ],
+                )
+                .await
+            }
+        };
+        // A scope the original grant did not have: refused, and the token is not spent.
+        refresh_with_scope(rt1.clone(), "openid phone")
+            .await
+            .assert_oauth_error("refresh asking for a wider scope", 400, "invalid_scope");
+        // A subset: granted, the new token carries only it.
+        let j = check_token_response(
+            &refresh_with_scope(rt1.clone(), "openid").await,
+            "refresh with a narrower scope after a refused wider one",
+        );
+        assert_eq!(j["scope"], "openid", "{j}");
+        let rt2 = j["refresh_token"].as_str().unwrap().to_string();
+        refresh_with_scope(rt2, "openid profile")
+            .await
+            .assert_oauth_error("widening back to the original scope", 400, "invalid_scope");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn oidcc_ensure_request_with_valid_pkce_succeeds() {
     for_each_backend(|idp| async move {
         let b = Browser::new(&idp);

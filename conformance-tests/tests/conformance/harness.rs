@@ -443,6 +443,41 @@ impl Idp {
         self.dir.path().join("data")
     }
 
+    /// The kinds of the audit events written so far, oldest first.
+    pub fn audit_kinds(&self) -> Vec<String> {
+        self.sql("SELECT kind FROM audit_events ORDER BY id")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Runs one SQL query on this server's database (sqlite3 or psql CLI); returns its
+    /// output, one row per line (columns separated by `|`).
+    pub fn sql(&self, query: &str) -> String {
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "IDP_DATABASE_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let out = match url.strip_prefix("sqlite://") {
+            Some(path) => std::process::Command::new("sqlite3")
+                .args([path, query])
+                .output()
+                .unwrap(),
+            None => std::process::Command::new("psql")
+                .args([url.as_str(), "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
+                .output()
+                .unwrap(),
+        };
+        assert!(
+            out.status.success(),
+            "query failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Starts another `idp serve` on the same database and Redis (another node behind the
     /// same issuer), on its own port.
     pub async fn start_node(&self) -> Node {

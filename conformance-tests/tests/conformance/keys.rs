@@ -16,6 +16,8 @@ use super::harness::{
 /// signs, tokens live 30 s and retired keys are kept 31 s.
 const FAST: &[(&str, &str)] = &[
     ("IDP_KEYS__ALGORITHMS", "ES256"),
+    // The ESIA profile (on by default) keeps an RS256 key too; these tests count one key.
+    ("IDP_ESIA__ENABLED", "false"),
     ("IDP_KEYS__REFRESH_INTERVAL_SECS", "1"),
     ("IDP_KEYS__JWKS_MAX_AGE_SECS", "1"),
     ("IDP_KEYS__PUBLISH_AHEAD_SECS", "3"),

@@ -205,14 +205,17 @@ async fn signin_step_up_by_acr_values() {
         let t = exchange(&idp, &idp.client, &a, cb.code()).await;
         assert_eq!(t.claims["acr"], ACR1);
 
-        // A portal that needs two factors, for a person who has none: refused, not faked.
+        // A portal that needs two factors, for a person who has none (no app, no confirmed
+        // phone or e-mail for a code): refused, not faked.
+        let bare = idp
+            .add_user("bare@example.org", "Quiet-River-58&", &[])
+            .await;
         let a = Authz::new(&idp.client)
             .set("acr_values", ACR2)
             .set("prompt", "login");
-        let p = b.authorize(&idp, &a).await;
-        let p = b
-            .submit_login(&p, &idp.user.login, &idp.user.password)
-            .await;
+        let other = Browser::new(&idp);
+        let p = other.authorize(&idp, &a).await;
+        let p = other.submit_login(&p, &bare.login, &bare.password).await;
         let cb = redirect_to(&p, a.redirect_uri());
         assert_eq!(cb.get("error"), Some("access_denied"), "{:?}", cb.params);
 

@@ -1,12 +1,14 @@
 //! The login engine: transactions, methods, policy.
 
 pub mod login;
+pub mod otp;
 pub mod password;
 pub mod password_policy;
 pub mod recovery;
 pub mod throttle;
 pub mod totp;
 pub mod transaction;
+pub mod webauthn;
 
 /// acr for a sign-in with one factor.
 pub const ACR_ONE_FACTOR: &str = "urn:propusk:acr:1";

@@ -17,6 +17,15 @@ pub struct AuthContext {
     pub amr: Vec<String>,
 }
 
+/// A sign-in with every factor done, held until a temporary password is replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordDue {
+    pub subject_id: String,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub remember: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginTx {
     /// Serialisation version of this record.
@@ -32,6 +41,10 @@ pub struct LoginTx {
     /// Set while a second factor is awaited.
     #[serde(default)]
     pub pending: Option<crate::authn::login::Pending>,
+    /// Set when every factor is done but a temporary password must be replaced before the
+    /// session opens (issue 4).
+    #[serde(default)]
+    pub password_due: Option<PasswordDue>,
     pub created_at: DateTime<Utc>,
 }
 

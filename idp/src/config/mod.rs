@@ -4,8 +4,12 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub mod esia;
+pub mod identity;
 pub mod notify;
 mod signing;
+pub use self::esia::EsiaConfig;
+pub use self::identity::IdentityConfig;
 pub use self::notify::NotifyConfig;
 pub use self::signing::KeysConfig;
 
@@ -40,13 +44,22 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// How long a node may answer from its cached copy of a client registration (seconds);
+    /// a change (CLI, another node) takes effect everywhere within this. 0 disables the cache.
+    pub client_cache_secs: u64,
     pub tokens: TokenConfig,
     pub session: SessionConfig,
     pub password: PasswordConfig,
     pub keys: KeysConfig,
     pub lockout: crate::authn::throttle::LockoutConfig,
+    /// One-time codes by SMS, voice, e-mail, push; forgot password / login (issue 4).
+    pub otp: crate::authn::otp::OtpConfig,
     /// Notifications: outbox dispatcher, SMTP relay, SMS/voice/push gateway, dev mailbox.
     pub notify: NotifyConfig,
+    /// The ESIA-compatible profile (`/aas/oauth2/*`, `/rs/prns/{oid}`).
+    pub esia: EsiaConfig,
+    /// The person: account levels per scope, registration codes, the registry verifier.
+    pub identity: IdentityConfig,
 }
 
 /// Lifetimes of codes and tokens.
@@ -76,6 +89,9 @@ pub struct SessionConfig {
     pub remember_ttl_secs: u64,
     /// How long a started sign-in may take before it must be restarted (seconds).
     pub login_ttl_secs: u64,
+    /// A session without "remember me" stops serving single sign-on after this long without
+    /// use (seconds); every use extends it. "Remember me" sessions have no idle limit.
+    pub idle_timeout_secs: u64,
 }
 
 /// argon2id parameters for password hashing (OWASP: m=19456 KiB, t=2, p=1).
@@ -106,12 +122,16 @@ impl Default for Config {
             dev: false,
             trusted_proxies: Vec::new(),
             workers: None,
+            client_cache_secs: 5,
             tokens: TokenConfig::default(),
             session: SessionConfig::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
             lockout: Default::default(),
+            otp: Default::default(),
             notify: NotifyConfig::default(),
+            esia: EsiaConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -134,6 +154,7 @@ impl Default for SessionConfig {
             ttl_secs: 8 * 3600,
             remember_ttl_secs: 30 * 24 * 3600,
             login_ttl_secs: 15 * 60,
+            idle_timeout_secs: 30 * 60,
         }
     }
 }
@@ -199,11 +220,12 @@ impl Config {
             insert_path(&mut tree, &path, env_value(v));
         }
         let de = toml::Value::Table(tree);
-        let cfg: Config =
+        let mut cfg: Config =
             serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
                 origin: origin.clone(),
                 message: format!("{} (at `{}`)", e.inner(), e.path()),
             })?;
+        cfg.esia.ensure_rs256(&mut cfg.keys);
         cfg.validate()
             .map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(cfg)
@@ -233,6 +255,9 @@ impl Config {
             .access_token_ttl_secs
             .max(self.tokens.id_token_ttl_secs);
         self.notify.validate(self.dev)?;
+        self.otp.validate()?;
+        self.esia.validate()?;
+        self.identity.validate()?;
         self.keys.validate(longest)
     }
 

@@ -9,6 +9,9 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     PrivateKeyJwt,
     None,
+    /// ESIA dialect: a signature of the request parameters, verified with the client's
+    /// registered certificate ([`EsiaCertificate`]); only on the `/aas/oauth2/*` paths.
+    EsiaSignature,
 }
 
 impl ClientAuthMethod {
@@ -18,6 +21,7 @@ impl ClientAuthMethod {
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::None => "none",
+            Self::EsiaSignature => "esia_signature",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -26,6 +30,7 @@ impl ClientAuthMethod {
             "client_secret_post" => Self::ClientSecretPost,
             "private_key_jwt" => Self::PrivateKeyJwt,
             "none" => Self::None,
+            "esia_signature" => Self::EsiaSignature,
             _ => return None,
         })
     }
@@ -85,4 +90,17 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.auth_method == ClientAuthMethod::None
     }
+}
+
+/// ESIA dialect: the certificate a client signs its request parameters with
+/// (`idp clients add --esia-certificate`). A client with one authenticates with
+/// [`ClientAuthMethod::EsiaSignature`] on the `/aas/oauth2/*` paths only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EsiaCertificate {
+    pub client_id: String,
+    /// The X.509 certificate, PEM.
+    pub certificate_pem: String,
+    /// Hex SHA-256 of the DER certificate: the expected `client_certificate_hash`.
+    pub certificate_hash: String,
+    pub created_at: DateTime<Utc>,
 }

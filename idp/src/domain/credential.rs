@@ -65,3 +65,47 @@ impl Credential {
         }
     }
 }
+
+/// What a WebAuthn credential is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebauthnKind {
+    /// A passkey: a first factor on its own (user verification required), acr 3.
+    Passkey,
+    /// A security key: a second factor after the password.
+    SecurityKey,
+}
+
+impl WebauthnKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passkey => "passkey",
+            Self::SecurityKey => "security_key",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passkey" => Some(Self::Passkey),
+            "security_key" => Some(Self::SecurityKey),
+            _ => None,
+        }
+    }
+}
+
+/// A passkey or security key of a subject. `data` is the webauthn-rs credential as
+/// versioned JSON (public key, algorithm, flags; no secret).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebauthnCredential {
+    pub id: String,
+    pub subject_id: String,
+    pub kind: WebauthnKind,
+    /// The authenticator's credential id, base64url.
+    pub cred_id: String,
+    /// A label the person recognises ("Passkey 23.11.2026").
+    pub name: String,
+    pub data: String,
+    /// The last signature counter seen; it only moves forward (0 = the authenticator keeps none).
+    pub sign_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}

@@ -3,10 +3,11 @@
 pub mod client;
 pub mod credential;
 pub mod identifier;
+pub mod person;
 pub mod subject;
 pub mod token;
 
-pub use client::{Client, ClientAuthMethod, GrantType};
+pub use client::{Client, ClientAuthMethod, EsiaCertificate, GrantType};
 pub use credential::{Credential, CredentialKind};
 pub use subject::{Profile, Subject};
 pub use token::{Grant, RefreshToken, SsoSession};

@@ -16,7 +16,7 @@ use crate::protocol::authorize::{
 use crate::protocol::params::Params;
 use crate::protocol::{code, tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{ClientStore, GrantStore, SessionStore};
+use crate::store::{GrantStore, SessionStore};
 
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
@@ -58,11 +58,11 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
         }
     };
     tracing::Span::current().record("client_id", client_id.as_str());
-    let client = match state.store.call(move |s| s.find_client(&client_id)).await {
+    let client = match state.clients.find(&state.store, &client_id).await {
         Ok(c) => c,
         Err(e) => return page_failure(lang, &e.into()),
     };
-    let redirect_uri = match az::check_client_and_redirect(&params, client.as_ref()) {
+    let redirect_uri = match az::check_client_and_redirect(&params, client.as_deref()) {
         Ok(r) => r,
         Err(e) => return authorize_error(state, lang, e),
     };
@@ -155,21 +155,26 @@ pub async fn current_session(
     };
     let hash = keys::sha256_b64url(value.as_bytes());
     let now = state.now();
-    Ok(state
+    let found = state
         .store
         .call(move |s| s.find_live_session(&hash, now))
-        .await?)
+        .await?;
+    // Without "remember me" a session also ends after idle time (http/login.rs).
+    match found {
+        Some(s) if super::login::still_active(state, &s).await? => Ok(Some(s)),
+        _ => Ok(None),
+    }
 }
 
 /// Where a new login transaction begins.
-enum TxStart {
+pub(super) enum TxStart {
     Login,
     SecondFactor(login::Pending),
     Consent(AuthContext),
 }
 
 /// Starts a login transaction bound to this browser and sends the user to its first page.
-async fn start_tx(
+pub(super) async fn start_tx(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
@@ -194,6 +199,7 @@ async fn start_tx(
             request,
             auth,
             pending,
+            password_due: None,
             created_at: state.now(),
         };
         tx.save(
@@ -224,6 +230,11 @@ pub async fn finish(
     request: &AuthRequest,
     auth: &AuthContext,
 ) -> HttpResponse {
+    // Account status, the client's minimum level, scopes by level (issue 5).
+    let request = &match super::level::gate(state, lang, request, auth).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
     match code::issue(
         state.eph.as_ref(),
         request,

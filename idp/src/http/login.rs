@@ -56,6 +56,9 @@ pub(super) fn tx_lang(req: &HttpRequest, tx: &LoginTx) -> Lang {
 }
 
 async fn client_name(state: &AppState, id: &str) -> String {
+    if id == super::account::ACCOUNT_CLIENT {
+        return "Пропуск: безопасность / Propusk: security".into();
+    }
     let cid = id.to_string();
     match state.store.call(move |s| s.find_client(&cid)).await {
         Ok(Some(c)) => c.name,
@@ -92,8 +95,12 @@ pub async fn login_page(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
         .get("notice")
         .ok()
         .flatten()
-        .filter(|n| *n == "codes")
-        .map(|_| LoginError::TooManyCodes);
+        .and_then(|n| match n {
+            "codes" => Some(LoginError::TooManyCodes),
+            // After a forgotten password was replaced (http/recovery.rs).
+            "reset" => Some(LoginError::PasswordReset),
+            _ => None,
+        });
     match load_tx(&state, &req, &id).await {
         Ok(Some(tx)) => render_login(&state, &req, &tx, None, notice).await,
         Ok(None) => expired(lang),
@@ -184,6 +191,11 @@ pub async fn submit(
     let remember = form.get("remember").ok().flatten() == Some("on");
     match password_step(&state, &req, &tx, &identifier, password).await {
         Ok(PasswordOutcome::Right(subject_id)) => {
+            // A blocked or pending account: a readable page, no session (issue 5).
+            let cid = tx.request.client_id.clone();
+            if let Some(r) = super::level::refuse_inactive(&state, lang, &cid, &subject_id).await {
+                return r;
+            }
             after_password(&state, &req, lang, tx, subject_id, remember).await
         }
         Ok(PasswordOutcome::Wrong) => {
@@ -370,6 +382,14 @@ async fn after_password(
         Ok(b) => b,
         Err(e) => return page_failure(lang, &e),
     };
+    // A portal asking for two factors can also be satisfied by a code to a confirmed phone
+    // or e-mail; such codes do not turn two-factor sign-in on by themselves.
+    let has2 = has2
+        || (login::required_acr(&tx.request) != crate::authn::ACR_ONE_FACTOR
+            && match super::second_factor::can_confirm(state, &subject_id).await {
+                Ok(b) => b,
+                Err(e) => return page_failure(lang, &e),
+            });
     match login::after_password(&tx.request, &subject_id, remember, has2) {
         AfterFirstFactor::Done { acr, amr } => {
             signed_in(state, req, lang, tx, &subject_id, acr, amr, remember).await
@@ -408,6 +428,26 @@ pub(super) async fn signed_in(
     amr: Vec<String>,
     remember: bool,
 ) -> HttpResponse {
+    let mut tx = tx;
+    // A temporary password is replaced before anything else (issue 4).
+    match super::password::must_change(state, subject_id).await {
+        Ok(true) => {
+            tx.pending = None;
+            tx.password_due = Some(crate::authn::transaction::PasswordDue {
+                subject_id: subject_id.to_string(),
+                acr: acr.to_string(),
+                amr,
+                remember,
+            });
+            let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+            if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
+                return page_failure(lang, &e.into());
+            }
+            return see_other(&format!("/login/new-password?tx={}", tx.id));
+        }
+        Ok(false) => {}
+        Err(e) => return page_failure(lang, &e),
+    }
     match open_session(state, req, &tx, subject_id, acr, amr, remember).await {
         Ok((auth, cookie_value)) => {
             let mut resp = continue_after_login(state, lang, tx, auth).await;
@@ -474,7 +514,53 @@ async fn open_session(
             s.append_audit(&event)
         })
         .await?;
+    if !remember {
+        touch_idle(state, &auth.sid).await?;
+    }
     Ok((auth, cookie_value))
+}
+
+fn idle_key(sid: &str) -> String {
+    format!("sso:idle:{}", keys::sha256_b64url(sid.as_bytes()))
+}
+
+/// Starts or extends the idle period of a session without "remember me".
+pub(super) async fn touch_idle(state: &AppState, sid: &str) -> Result<(), OAuthError> {
+    let ttl = std::time::Duration::from_secs(state.cfg.session.idle_timeout_secs.max(1));
+    state.eph.put(&idle_key(sid), b"1", ttl).await?;
+    Ok(())
+}
+
+/// Whether a live session may still serve single sign-on: a "remember me" session until it
+/// expires (30 days); any other only while used within `idle_timeout_secs`, each use
+/// extending it. An idle one is ended, with an audit event.
+pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<bool, OAuthError> {
+    if s.remember {
+        return Ok(true);
+    }
+    if state.eph.get(&idle_key(&s.sid)).await?.is_some() {
+        touch_idle(state, &s.sid).await?;
+        return Ok(true);
+    }
+    let (sid, sub, now) = (s.sid.clone(), s.subject_id.clone(), state.now());
+    let event = AuditEvent {
+        at: now,
+        kind: "session.idle_timeout".into(),
+        subject_id: Some(sub),
+        client_id: None,
+        ip: None,
+        detail: serde_json::json!({ "sid": sid }),
+    };
+    state
+        .store
+        .call(move |st| {
+            if st.end_session(&sid, now)? {
+                st.append_audit(&event)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(false)
 }
 
 pub(super) async fn continue_after_login(
@@ -483,6 +569,10 @@ pub(super) async fn continue_after_login(
     mut tx: LoginTx,
     auth: AuthContext,
 ) -> HttpResponse {
+    // A sign-in for the account pages ends there: no consent, no code.
+    if super::account::is_account_tx(&tx) {
+        return super::account::after_sign_in(state, lang, &tx).await;
+    }
     let (sub, cid) = (auth.subject_id.clone(), tx.request.client_id.clone());
     let grant = match state.store.call(move |s| s.find_grant(&sub, &cid)).await {
         Ok(g) => g,
@@ -533,6 +623,12 @@ pub async fn consent_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         _ => return expired(lang),
     };
     let scopes: Vec<&str> = tx.request.scopes.iter().map(String::as_str).collect();
+    // Below the portal's minimum level or not active: that page instead of consent (issue 5).
+    if let Err(resp) = super::level::gate(&state, tx_lang(&req, &tx), &tx.request, auth).await {
+        return resp;
+    }
+    let view = super::level::consent_view(&state, &tx, &auth.subject_id).await;
+    let mut withheld = Vec::new();
     let body = ConsentPage {
         lang: tx_lang(&req, &tx),
         client_name: &name,
@@ -542,7 +638,8 @@ pub async fn consent_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         scopes: &scopes,
         user_display: &user,
     }
-    .render();
+    // Sensitive scopes marked; scopes above the account level named as withheld (issue 5).
+    .render_with(&view.extra(&mut withheld));
     html(StatusCode::OK, body)
 }
 
@@ -570,6 +667,7 @@ pub async fn consent_submit(
         }
         _ => return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None),
     }
+    let tx = super::level::without_withheld(&state, tx, &auth.subject_id).await;
     if let Err(e) = record_consent(&state, &req, &tx, &auth).await {
         return page_failure(lang, &e);
     }

@@ -1,12 +1,21 @@
 //! The only place that imports actix-web: routes, extractors, error mapping.
 
+mod account;
 mod alerts;
 mod authorize;
 mod cookies;
 mod error;
+mod esia;
+mod level;
 mod login;
 mod logout;
 mod meta;
+mod otp;
+mod passkey;
+mod password;
+mod profile;
+mod recovery;
+mod register;
 mod second_factor;
 mod token;
 
@@ -99,7 +108,100 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::get().to(logout::get))
         .route("/logout", web::post().to(logout::post))
         .route("/health", web::get().to(meta::health))
-        .route("/dev/mailbox", web::get().to(alerts::dev_mailbox));
+        .route("/dev/mailbox", web::get().to(alerts::dev_mailbox))
+        // One-time codes, temporary and changed passwords, recovery (issue 4, signin).
+        .route("/login/otp/send", web::post().to(otp::send_code))
+        .route("/login/new-password", web::get().to(password::forced_get))
+        .route("/login/new-password", web::post().to(password::forced_post))
+        .route("/account/password", web::get().to(password::change_get))
+        .route("/account/password", web::post().to(password::change_post))
+        .route("/recover/password", web::get().to(recovery::contact_get))
+        .route(
+            "/recover/password",
+            web::post().to(recovery::password_request),
+        )
+        .route("/recover/password/code", web::get().to(recovery::code_get))
+        .route(
+            "/recover/password/code",
+            web::post().to(recovery::code_post),
+        )
+        .route("/recover/password/resend", web::post().to(recovery::resend))
+        .route("/recover/password/new", web::get().to(recovery::new_get))
+        .route("/recover/password/new", web::post().to(recovery::new_post))
+        .route("/recover/login", web::get().to(recovery::contact_get))
+        .route("/recover/login", web::post().to(recovery::login_request))
+        // WebAuthn in a sign-in, and the citizen's security page (issue 4).
+        .route(
+            "/login/passkey/start",
+            web::post().to(passkey::signin_start),
+        )
+        .route(
+            "/login/passkey/finish",
+            web::post().to(passkey::signin_finish),
+        )
+        .route(
+            "/login/security-key/start",
+            web::post().to(passkey::second_start),
+        )
+        .route(
+            "/login/security-key/finish",
+            web::post().to(passkey::second_finish),
+        )
+        // The person: profile, identity documents (issue 5, identity).
+        .route("/register", web::get().to(register::page))
+        .route("/register", web::post().to(register::submit))
+        .route("/account/profile", web::get().to(profile::profile_page))
+        .route(
+            "/account/profile/identity",
+            web::post().to(profile::submit_identity),
+        )
+        .route("/account/security", web::get().to(account::security_page))
+        .route(
+            "/account/security/signin",
+            web::get().to(account::sign_in_again),
+        )
+        .route(
+            "/account/security/confirm",
+            web::post().to(account::confirm),
+        )
+        .route(
+            "/account/security/confirm-key/start",
+            web::post().to(account::confirm_key_start),
+        )
+        .route(
+            "/account/security/confirm-key",
+            web::post().to(account::confirm_key),
+        )
+        .route(
+            "/account/security/totp",
+            web::post().to(account::totp_start),
+        )
+        .route(
+            "/account/security/totp/confirm",
+            web::post().to(account::totp_confirm),
+        )
+        .route(
+            "/account/security/recovery",
+            web::post().to(account::recovery_codes),
+        )
+        .route("/account/security/remove", web::post().to(account::remove))
+        .route(
+            "/account/security/webauthn/start",
+            web::post().to(account::webauthn_start),
+        )
+        .route(
+            "/account/security/webauthn/finish",
+            web::post().to(account::webauthn_finish),
+        )
+        // The ESIA dialect (`[esia]`; see docs/design/esia.md).
+        .route("/aas/oauth2/ac", web::get().to(esia::ac_legacy))
+        .route("/aas/oauth2/v2/ac", web::get().to(esia::ac_v2))
+        .route("/aas/oauth2/te", web::post().to(esia::te_legacy))
+        .route("/aas/oauth2/v3/te", web::post().to(esia::te_v3))
+        .route("/idp/ext/Logout", web::get().to(esia::logout))
+        .route("/rs/prns/{oid}", web::get().to(esia::prns))
+        .route("/rs/prns/{oid}/{coll}", web::get().to(esia::prns))
+        .route("/rs/prns/{oid}/{coll}/{id}", web::get().to(esia::prns));
 }
 
 /// Serves until stopped.

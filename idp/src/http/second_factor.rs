@@ -39,23 +39,86 @@ fn factors(creds: &[Credential]) -> Vec<Factor> {
 /// turn two-factor sign-in on, they back it up).
 pub async fn has_second_factor(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
     let creds = credentials(state, subject_id).await?;
-    Ok(creds
+    if creds
         .iter()
-        .any(|c| c.kind == CredentialKind::Totp && c.usable()))
+        .any(|c| c.kind == CredentialKind::Totp && c.usable())
+    {
+        return Ok(true);
+    }
+    // A security key turns two-factor sign-in on as well.
+    super::passkey::has_security_key(state, subject_id).await
 }
 
-async fn render(
+pub(super) async fn render(
     state: &AppState,
     lang: Lang,
     tx: &LoginTx,
     pending: &Pending,
     error: Option<FactorError>,
 ) -> HttpResponse {
+    render_status(state, lang, tx, pending, error, StatusCode::OK).await
+}
+
+/// Whether the person can confirm a sign-in with some second factor (an app, a security
+/// key, or a code to a confirmed phone or e-mail): what a step-up or a portal asking for two
+/// factors needs. Codes by SMS / e-mail do not turn two-factor sign-in on by themselves.
+pub async fn can_confirm(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
+    Ok(has_second_factor(state, subject_id).await?
+        || super::otp::has_code_channel(state, subject_id).await?)
+}
+
+/// The page with `status`: the person's factors, the last used first (or the channel a
+/// code was just sent through), and "send me a code" buttons for their confirmed contacts.
+pub(super) async fn render_status(
+    state: &AppState,
+    lang: Lang,
+    tx: &LoginTx,
+    pending: &Pending,
+    error: Option<FactorError>,
+    status: StatusCode,
+) -> HttpResponse {
+    let extra = async {
+        let subject = super::otp::find_subject(state, &pending.subject_id).await?;
+        let channels = subject
+            .as_ref()
+            .map(super::otp::channels)
+            .unwrap_or_default();
+        let last = super::otp::last_factor(state, &pending.subject_id).await?;
+        let waiting = super::otp::codes(state)?
+            .current(&super::otp::login_scope(tx))
+            .await?;
+        Ok::<_, OAuthError>((channels, last, waiting))
+    };
+    let (channels, last, waiting) = match extra.await {
+        Ok(v) => v,
+        Err(e) => return page_failure(lang, &e),
+    };
     let creds = match credentials(state, &pending.subject_id).await {
         Ok(c) => c,
         Err(e) => return page_failure(lang, &e),
     };
-    let factors = factors(&creds);
+    let mut factors = factors(&creds);
+    match super::passkey::has_security_key(state, &pending.subject_id).await {
+        Ok(true) => factors.push(Factor::SecurityKey),
+        Ok(false) => {}
+        Err(e) => return page_failure(lang, &e),
+    }
+    for (c, _) in &channels {
+        factors.extend(super::otp::factor_of(*c));
+    }
+    // The channel a code is waiting on, else the factor used last, is offered first.
+    let first = waiting
+        .as_ref()
+        .and_then(|w| super::otp::factor_of(w.channel))
+        .or(last);
+    if let Some(pos) = first.and_then(|f| factors.iter().position(|x| *x == f)) {
+        let f = factors.remove(pos);
+        factors.insert(0, f);
+    }
+    let senders: Vec<(Factor, &str)> = channels
+        .iter()
+        .filter_map(|(c, to)| super::otp::factor_of(*c).map(|f| (f, to.as_str())))
+        .collect();
     let body = SecondFactorPage {
         lang,
         action: "/login/second-factor",
@@ -63,9 +126,12 @@ async fn render(
         csrf: &tx.csrf,
         factors: &factors,
         error,
+        send_action: "/login/otp/send",
+        senders: &senders,
+        sent_to: waiting.as_ref().map(|w| w.masked_to.as_str()),
     }
     .render();
-    html(StatusCode::OK, body)
+    html(status, body)
 }
 
 pub async fn page_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -88,17 +154,26 @@ pub async fn page_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 
 enum Checked {
     Right,
+    /// A code sent through this channel was right.
+    RightCode(crate::authn::otp::CodeChannel),
     Wrong(FactorError),
 }
 
 async fn check_code(
     state: &AppState,
+    tx: &LoginTx,
     pending: &Pending,
     factor: Factor,
     code: &str,
 ) -> Result<Checked, OAuthError> {
     let now = state.now();
     match factor {
+        Factor::Sms | Factor::Voice | Factor::Email => {
+            Ok(match super::otp::check(state, tx, code).await? {
+                Ok(channel) => Checked::RightCode(channel),
+                Err(e) => Checked::Wrong(e),
+            })
+        }
         Factor::Totp => {
             let creds = credentials(state, &pending.subject_id).await?;
             let Some(app) = creds
@@ -128,6 +203,8 @@ async fn check_code(
                 Checked::Wrong(FactorError::UsedCode)
             })
         }
+        // A security key is not a code: it has its own form (http/passkey.rs).
+        Factor::SecurityKey => Ok(Checked::Wrong(FactorError::Malformed)),
         Factor::RecoveryCode => {
             let Some(normal) = recovery::normalize(code) else {
                 return Ok(Checked::Wrong(FactorError::Malformed));
@@ -174,15 +251,20 @@ pub async fn submit(
     let (Some(factor), true) = (factor, (1..=64).contains(&code.len())) else {
         return render(&state, lang, &tx, &pending, Some(FactorError::Malformed)).await;
     };
-    let checked = match check_code(&state, &pending, factor, code).await {
+    let checked = match check_code(&state, &tx, &pending, factor, code).await {
         Ok(c) => c,
         Err(e) => return page_failure(lang, &e),
     };
     let method = factor.value();
     let subject = Some(pending.subject_id.clone());
     let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+    // A code by SMS is confirmed by its channel (amr `sms`, `tel`, `otp`: RFC 8176).
+    let (checked, code_amr) = match checked {
+        Checked::RightCode(c) => (Checked::Right, c.amr()),
+        other => (other, "otp"),
+    };
     match checked {
-        Checked::Right => {
+        Checked::Right | Checked::RightCode(_) => {
             let kind = if factor == Factor::RecoveryCode {
                 let alert = super::alerts::Alert::RecoveryCodeUsed;
                 if let Err(e) = super::alerts::alert_owner(&state, &pending.subject_id, alert).await
@@ -197,7 +279,14 @@ pub async fn submit(
             if let Err(e) = audit(&state, &req, &tx, kind, subject, detail).await {
                 return page_failure(lang, &e);
             }
-            let (acr, amr) = login::after_second_factor(&pending, "otp");
+            if factor != Factor::RecoveryCode {
+                if let Err(e) =
+                    super::otp::remember_factor(&state, &pending.subject_id, factor).await
+                {
+                    return page_failure(lang, &e);
+                }
+            }
+            let (acr, amr) = login::after_second_factor(&pending, code_amr);
             tx.pending = None;
             let (sub, remember) = (pending.subject_id.clone(), pending.remember);
             signed_in(&state, &req, lang, tx, &sub, acr, amr, remember).await
@@ -215,6 +304,10 @@ pub async fn submit(
             .await
             {
                 return page_failure(lang, &e);
+            }
+            // No code waiting is not a guess: ask for a new one, nothing counted.
+            if err == FactorError::Expired {
+                return render(&state, lang, &tx, &pending, Some(err)).await;
             }
             pending.failures += 1;
             if pending.failures >= MAX_CODE_FAILURES {

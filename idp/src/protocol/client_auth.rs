@@ -8,7 +8,6 @@ use super::error::OAuthError;
 use super::params::Params;
 use crate::domain::{Client, ClientAuthMethod};
 use crate::state::AppState;
-use crate::store::ClientStore;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -135,8 +134,8 @@ pub async fn authenticate(
         return Err(fail());
     }
     let client = state
-        .store
-        .call(move |s| s.find_client(&id))
+        .clients
+        .find(&state.store, &id)
         .await?
         .ok_or_else(fail)?;
     let ok = match (&p, client.auth_method) {
@@ -155,7 +154,7 @@ pub async fn authenticate(
     if !ok {
         return Err(fail().with_detail(format!("client {} failed authentication", client.id)));
     }
-    Ok(client)
+    Ok(Client::clone(&client))
 }
 
 /// private_key_jwt (RFC 7523 §3): signed by a registered key; iss = sub = client_id; aud is

@@ -37,13 +37,30 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value
         .with_detail("insufficient_scope"));
     }
     let sub = at.sub.clone();
-    let subject = state
+    let (subject, person) = state
         .store
-        .call(move |s| s.find_subject(&sub))
+        .call(move |s| {
+            use crate::store::PersonStore;
+            Ok(match s.find_subject(&sub)? {
+                Some(subject) => {
+                    let person = s.find_person(&subject.id)?;
+                    Some((subject, person))
+                }
+                None => None,
+            })
+        })
         .await?
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the account no longer exists"))?;
-    Ok(claims::release(
+    // A blocked account's tokens stop working at once (issue 5).
+    if person.as_ref().is_some_and(|p| !p.status.may_sign_in()) {
+        return Err(
+            OAuthError::new(ErrorCode::InvalidToken, "the account is blocked")
+                .with_detail("account_blocked"),
+        );
+    }
+    Ok(claims::release_person(
         &subject,
+        person.as_ref(),
         &scopes,
         &at.uic.unwrap_or_default(),
     ))

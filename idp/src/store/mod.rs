@@ -6,7 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, Credential, Grant, RefreshToken, SsoSession, Subject};
 
+pub mod client_cache;
+pub mod person;
 pub mod sql;
+pub use client_cache::ClientCache;
+pub use person::{PersonItem, PersonStore, VerificationEffect};
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +106,39 @@ pub enum RefreshUse {
     Invalid,
 }
 
+/// Result of [`RefreshTokenStore::rotate_refresh`]. Only `Rotated` changed anything.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rotation {
+    /// The token was spent and its successor stored, in one transaction. Carries the spent token.
+    Rotated(RefreshToken),
+    /// The token had already been exchanged (at its `used_at`): a possible replay.
+    AlreadyUsed(RefreshToken),
+    /// The token was issued to another client; it is left as it was.
+    OtherClient,
+    /// The subject or its grant to the client is gone (consent withdrawn).
+    Withdrawn,
+    /// The `successor` callback declined (e.g. a scope beyond the original grant).
+    Declined,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Builds the successor of a spent refresh token, or declines (`None`).
+pub type Successor<'a> = &'a mut dyn FnMut(&RefreshToken) -> Option<RefreshToken>;
+
 pub trait RefreshTokenStore {
     fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()>;
+    /// The refresh grant in one transaction: spends the live token `token_hash` of
+    /// `client_id` (a conditional UPDATE, so two concurrent callers cannot both rotate),
+    /// checks that its subject and grant still exist, and stores `successor(spent)`. Anything
+    /// but `Rotated` leaves the database as it was.
+    fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+        successor: Successor<'_>,
+    ) -> StoreResult<Rotation>;
     fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
     /// Atomically marks a live, unexpired, unused token as used at `now`
     /// (a conditional UPDATE; two concurrent callers cannot both get `Rotated`).
@@ -208,4 +243,128 @@ pub trait KeyStore {
 pub trait AuditStore {
     fn append_audit(&self, e: &AuditEvent) -> StoreResult<()>;
     fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Sign-in state of a person (issue 4): a temporary password, the last second factor used.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SigninState {
+    /// The password was set by an operator: it must be changed before anything else.
+    pub password_must_change: bool,
+    /// The second factor used last (`totp`, `sms`, `voice`, `email`, ...), offered first.
+    pub last_factor: Option<String>,
+}
+
+/// A new password and what comes with it, written in one transaction by
+/// [`SigninStore::set_password`].
+#[derive(Debug)]
+pub struct PasswordChange<'a> {
+    pub subject_id: &'a str,
+    /// argon2id PHC string of the new password.
+    pub password_hash: &'a str,
+    /// Whether the new password is temporary (must be changed at the next sign-in).
+    pub must_change: bool,
+    /// The session to keep (the one that changed the password); every other live SSO
+    /// session of the person ends, and the refresh tokens not issued in the kept session are
+    /// revoked. `None`: all of them.
+    pub keep_sid: Option<&'a str>,
+    pub event: &'a AuditEvent,
+    /// "Your password was changed", queued in the same transaction.
+    pub alert: Option<&'a crate::notify::NewMessage>,
+    pub now: DateTime<Utc>,
+}
+
+/// What a password change ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasswordChanged {
+    pub sessions_ended: usize,
+    pub refresh_tokens_revoked: usize,
+}
+
+pub trait SigninStore {
+    /// The person's sign-in state (defaults when nothing was recorded).
+    fn signin_state(&self, subject_id: &str) -> StoreResult<SigninState>;
+    /// Records the second factor used last.
+    fn set_last_factor(
+        &self,
+        subject_id: &str,
+        factor: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Replaces the password, sets or clears "must change", ends sessions, revokes refresh
+    /// tokens, appends the audit event and queues the alert, in one transaction.
+    /// `NotFound` if the subject does not exist.
+    fn set_password(&self, change: &PasswordChange<'_>) -> StoreResult<PasswordChanged>;
+    /// Replaces the indexed confirmed contacts (phone, e-mail; normalised) of a person.
+    fn index_contacts(&self, subject_id: &str, contacts: &[String]) -> StoreResult<()>;
+    /// The people with this confirmed contact (normalised), the one whose login it is first.
+    fn find_subjects_by_contact(&self, contact: &str) -> StoreResult<Vec<Subject>>;
+}
+
+/// Which factor [`WebauthnStore::remove_factor`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorRef {
+    /// A TOTP credential (authenticator app) by id.
+    Totp(String),
+    /// All recovery codes of the subject.
+    RecoveryCodes,
+    /// A passkey or security key by id.
+    Webauthn(String),
+}
+
+/// Passkeys and security keys (WebAuthn), and removal of any factor from the security page.
+pub trait WebauthnStore {
+    /// The subject's WebAuthn user handle; `fresh` is stored and returned if it has none yet.
+    fn webauthn_handle(&self, subject_id: &str, fresh: &str) -> StoreResult<String>;
+    /// The subject of a user handle.
+    fn subject_of_handle(&self, handle: &str) -> StoreResult<Option<String>>;
+    /// Stores a new credential with `event` in the same transaction (`Conflict` if the
+    /// authenticator's credential id is already registered).
+    fn insert_webauthn(
+        &self,
+        c: &crate::domain::credential::WebauthnCredential,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// A subject's passkeys and security keys, oldest first.
+    fn list_webauthn(
+        &self,
+        subject_id: &str,
+    ) -> StoreResult<Vec<crate::domain::credential::WebauthnCredential>>;
+    /// A credential by the authenticator's credential id (base64url).
+    fn find_webauthn(
+        &self,
+        cred_id: &str,
+    ) -> StoreResult<Option<crate::domain::credential::WebauthnCredential>>;
+    /// Records a successful use: the counter moves from `seen` to `counter` and `data` is
+    /// replaced, only if the stored counter is still `seen` (a conditional UPDATE, so of two
+    /// uses racing with one counter only one wins). False if it lost.
+    fn use_webauthn(
+        &self,
+        id: &str,
+        seen: i64,
+        counter: i64,
+        data: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Removes a factor of `subject_id` with `event` in the same transaction; false if there
+    /// was nothing to remove.
+    fn remove_factor(
+        &self,
+        subject_id: &str,
+        factor: &FactorRef,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+}
+
+/// ESIA dialect: the certificates clients sign their request parameters with.
+pub trait EsiaClientStore {
+    /// Registers (or replaces) the client's certificate, with `event`, in one transaction.
+    fn put_esia_certificate(
+        &self,
+        c: &crate::domain::EsiaCertificate,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    fn find_esia_certificate(
+        &self,
+        client_id: &str,
+    ) -> StoreResult<Option<crate::domain::EsiaCertificate>>;
 }

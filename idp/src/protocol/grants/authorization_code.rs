@@ -1,6 +1,6 @@
 //! authorization_code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
 
-use super::{form_value, issue_refresh, TokenResponse};
+use super::{form_value, new_refresh, TokenResponse};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, GrantType};
 use crate::protocol::claims;
@@ -48,10 +48,31 @@ pub async fn exchange(
     }
     check_verifier(verifier, &data.code_challenge)?;
 
+    // The refresh token is stored in the same store call that reads the subject.
+    let refresh = if client.allows_grant(GrantType::RefreshToken) {
+        let family = tokens::new_id()?;
+        Some(new_refresh(
+            state,
+            &client.id,
+            &data.auth,
+            &data.scopes,
+            family,
+            now,
+        )?)
+    } else {
+        None
+    };
     let sub = data.auth.subject_id.clone();
+    let row = refresh.as_ref().map(|(_, r)| r.clone());
     let subject = state
         .store
-        .call(move |s| s.find_subject(&sub))
+        .call(move |s| {
+            let subject = s.find_subject(&sub)?;
+            if let (Some(_), Some(row)) = (&subject, &row) {
+                s.insert_refresh(row)?;
+            }
+            Ok(subject)
+        })
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
     let keyset = state.keyring.snapshot();
@@ -70,7 +91,14 @@ pub async fn exchange(
     )?;
     let id_token = if data.scopes.iter().any(|s| s == "openid") {
         let extra = claims::requested(data.claims.as_ref(), "id_token");
-        let mut released = claims::release(&subject, &[], &extra);
+        // The person's records (documents, level) for claims asked for by name (issue 5).
+        let sid = subject.id.clone();
+        let person = state
+            .store
+            .call(move |s| crate::store::PersonStore::find_person(s, &sid))
+            .await?;
+        let mut released =
+            claims::release_requested(&subject, person.as_ref(), &data.scopes, &extra);
         released.remove("sub");
         Some(tokens::mint_id_token(
             &keyset,
@@ -88,20 +116,9 @@ pub async fn exchange(
     } else {
         None
     };
-    let (refresh_token, family) = if client.allows_grant(GrantType::RefreshToken) {
-        let family = tokens::new_id()?;
-        let rt = issue_refresh(
-            state,
-            &client.id,
-            &data.auth,
-            &data.scopes,
-            family.clone(),
-            now,
-        )
-        .await?;
-        (Some(rt), Some(family))
-    } else {
-        (None, None)
+    let (refresh_token, family) = match refresh {
+        Some((value, row)) => (Some(value), Some(row.family_id)),
+        None => (None, None),
     };
     let spent = SpentCode {
         client_id: client.id.clone(),

@@ -12,7 +12,6 @@ use super::params::Params;
 use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, RefreshToken};
 use crate::state::AppState;
-use crate::store::RefreshTokenStore;
 
 /// A successful token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
 #[derive(Debug, Serialize)]
@@ -70,15 +69,15 @@ pub(crate) fn form_value<'a>(form: &'a Params, name: &str) -> Result<Option<&'a 
         .map_err(|e| OAuthError::invalid_request(e.describe()))
 }
 
-/// Creates and stores a refresh token; returns its value.
-pub(crate) async fn issue_refresh(
+/// A new refresh token: its value (for the client) and the row to store (by hash).
+pub(crate) fn new_refresh(
     state: &AppState,
     client_id: &str,
     auth: &AuthContext,
     scopes: &[String],
     family_id: String,
     now: DateTime<Utc>,
-) -> Result<String, OAuthError> {
+) -> Result<(String, RefreshToken), OAuthError> {
     let value = keys::random_token(32).map_err(OAuthError::server)?;
     let row = RefreshToken {
         token_hash: keys::sha256_b64url(value.as_bytes()),
@@ -95,6 +94,5 @@ pub(crate) async fn issue_refresh(
         used_at: None,
         revoked_at: None,
     };
-    state.store.call(move |s| s.insert_refresh(&row)).await?;
-    Ok(value)
+    Ok((value, row))
 }

@@ -1,15 +1,15 @@
 //! refresh_token grant (RFC 6749 §6) with rotation on every use and family revocation on
 //! reuse (RFC 9700 §4.14.2).
 
-use super::{form_value, issue_refresh, TokenResponse};
+use super::{form_value, TokenResponse};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
-use crate::domain::{Client, GrantType};
+use crate::domain::{Client, GrantType, RefreshToken};
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{self, IdTokenInput};
 use crate::state::AppState;
-use crate::store::{AuditStore, GrantStore, RefreshTokenStore, RefreshUse, SubjectStore};
+use crate::store::{AuditStore, RefreshTokenStore, Rotation};
 
 pub async fn exchange(
     state: &AppState,
@@ -25,25 +25,49 @@ pub async fn exchange(
     let value = form_value(form, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let requested_scope = form_value(form, "scope")?.map(str::to_string);
+    let requested = requested_scope.clone();
     let hash = keys::sha256_b64url(value.as_bytes());
     let now = state.now();
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
 
-    // The client binding is checked before the token is spent, so another client cannot burn it.
-    let h = hash.clone();
-    let found = state
+    // One transaction: spend the token (only if it was issued to this client), check that
+    // the subject and its consent still exist, store the successor.
+    let next_value = keys::random_token(32).map_err(OAuthError::server)?;
+    let next_hash = keys::sha256_b64url(next_value.as_bytes());
+    let ttl_refresh = chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64);
+    let cid = client.id.clone();
+    let rotation = state
         .store
-        .call(move |s| s.find_refresh(&h))
-        .await?
-        .ok_or_else(invalid)?;
-    if found.client_id != client.id {
-        return Err(invalid().with_detail("refresh token presented by another client"));
-    }
-    let h = hash.clone();
-    let old = match state.store.call(move |s| s.use_refresh(&h, now)).await? {
-        RefreshUse::Rotated(t) => t,
-        RefreshUse::Invalid => return Err(invalid()),
-        RefreshUse::AlreadyUsed(t) => {
+        .call(move |s| {
+            let mut successor = |old: &RefreshToken| {
+                let scopes = narrowed(&old.scopes, requested_scope.as_deref())?;
+                Some(RefreshToken {
+                    token_hash: next_hash.clone(),
+                    scopes,
+                    created_at: now,
+                    expires_at: now + ttl_refresh,
+                    used_at: None,
+                    revoked_at: None,
+                    ..old.clone()
+                })
+            };
+            s.rotate_refresh(&hash, &cid, now, &mut successor)
+        })
+        .await?;
+    let old = match rotation {
+        Rotation::Rotated(t) => t,
+        Rotation::Invalid => return Err(invalid()),
+        Rotation::OtherClient => {
+            return Err(invalid().with_detail("refresh token presented by another client"))
+        }
+        Rotation::Withdrawn => return Err(invalid().with_detail("consent withdrawn")),
+        Rotation::Declined => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope exceeds the original grant",
+            ))
+        }
+        Rotation::AlreadyUsed(t) => {
             let grace = chrono::Duration::seconds(state.cfg.tokens.refresh_reuse_grace_secs as i64);
             let within_grace = t.used_at.is_some_and(|u| now - u <= grace);
             if !within_grace {
@@ -52,31 +76,10 @@ pub async fn exchange(
             return Err(invalid().with_detail("refresh token reused"));
         }
     };
-    let scopes = match requested_scope {
-        None => old.scopes.clone(),
-        Some(raw) => {
-            let asked = crate::protocol::scopes::parse_scope(&raw);
-            if asked.iter().any(|s| !old.scopes.contains(s)) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "scope exceeds the original grant",
-                ));
-            }
-            asked
-        }
-    };
-    let (sub, cid) = (old.subject_id.clone(), client.id.clone());
-    let (subject, grant) = state
-        .store
-        .call(move |s| Ok((s.find_subject(&sub)?, s.find_grant(&sub, &cid)?)))
-        .await?;
-    let subject = subject.ok_or_else(invalid)?;
-    // Consent withdrawn: the grant is gone, so are its refresh tokens.
-    if grant.is_none() {
-        return Err(invalid().with_detail("consent withdrawn"));
-    }
+    // The successor carries the scopes the callback chose.
+    let scopes = narrowed(&old.scopes, requested.as_deref()).unwrap_or_default();
     let auth = AuthContext {
-        subject_id: subject.id.clone(),
+        subject_id: old.subject_id.clone(),
         sid: old.sid.clone().unwrap_or_default(),
         auth_time: old.auth_time,
         acr: old.acr.clone(),
@@ -89,7 +92,7 @@ pub async fn exchange(
         &keyset,
         &state.issuer,
         &client.id,
-        &subject.id,
+        &old.subject_id,
         &scope,
         Some(&auth),
         None,
@@ -113,23 +116,26 @@ pub async fn exchange(
     } else {
         None
     };
-    let refresh = issue_refresh(
-        state,
-        &client.id,
-        &auth,
-        &scopes,
-        old.family_id.clone(),
-        now,
-    )
-    .await?;
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
         expires_in: ttl,
         scope,
-        refresh_token: Some(refresh),
+        refresh_token: Some(next_value),
         id_token,
     })
+}
+
+/// The scopes of a refreshed token: the original ones, or the requested subset of them
+/// (RFC 6749 §6); `None` when the request asks for more.
+fn narrowed(original: &[String], requested: Option<&str>) -> Option<Vec<String>> {
+    match requested {
+        None => Some(original.to_vec()),
+        Some(raw) => {
+            let asked = crate::protocol::scopes::parse_scope(raw);
+            asked.iter().all(|s| original.contains(s)).then_some(asked)
+        }
+    }
 }
 
 async fn revoke_family_for_reuse(

@@ -173,6 +173,8 @@ fn personal_data_is_sealed_at_rest() {
         assert_eq!(back.profile, sub.profile);
         assert_eq!(back.login, sub.login);
         assert_eq!(db.list_subjects().unwrap().len(), 1);
+        // The person (issue 5): SNILS, INN, passport, birthplace, address, a verification.
+        super::person_tests::seal_person_data(&db, "sub-1");
 
         let dump = db.dump();
         assert!(!dump.is_empty());
@@ -183,9 +185,31 @@ fn personal_data_is_sealed_at_rest() {
             "1980-04-17",
             "Тверская",
             "Петров",
-        ] {
+        ]
+        .into_iter()
+        .chain(super::person_tests::SEALED_NEEDLES.iter().copied())
+        {
             let found = dump.windows(secret.len()).any(|w| w == secret.as_bytes());
             assert!(!found, "{secret:?} is in clear in the {:?} dump", db.kind());
+        }
+        // A 6-digit passport number could occur by chance in pg_dump's hex of the
+        // ciphertexts, so there it is looked for as a field value would appear.
+        let number = super::person_tests::PASSPORT_NUMBER;
+        let needles: Vec<String> = match db.kind() {
+            super::DbKind::Sqlite => vec![number.to_string()],
+            super::DbKind::Postgres => vec![
+                format!("\t{number}"),
+                format!("{number}\t"),
+                format!("\"{number}\""),
+            ],
+        };
+        for n in needles {
+            let found = dump.windows(n.len()).any(|w| w == n.as_bytes());
+            assert!(
+                !found,
+                "passport number in clear in the {:?} dump",
+                db.kind()
+            );
         }
     }
 }

@@ -17,6 +17,9 @@ use super::StoreError;
 #[cfg(test)]
 mod credential_tests;
 mod credentials;
+#[cfg(test)]
+mod esia_client_tests;
+mod esia_clients;
 mod key_store;
 #[cfg(test)]
 mod key_tests;
@@ -24,10 +27,21 @@ mod models;
 mod outbox;
 #[cfg(test)]
 mod outbox_tests;
-mod queries;
-pub mod schema;
+mod person;
 #[cfg(test)]
-mod tests;
+mod person_tests;
+mod queries;
+#[cfg(test)]
+mod refresh_tests;
+pub mod schema;
+mod signin;
+#[cfg(test)]
+mod signin_tests;
+#[cfg(test)]
+pub(crate) mod tests;
+mod webauthn;
+#[cfg(test)]
+mod webauthn_tests;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -72,14 +86,14 @@ impl DbKind {
     /// Pool size when the configuration gives none: Postgres serves many concurrent
     /// statements; SQLite has one writer, so a few connections suffice.
     pub fn default_pool_size(self) -> u32 {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(2);
         match self {
-            DbKind::Postgres => {
-                let cores = std::thread::available_parallelism()
-                    .map(|n| n.get() as u32)
-                    .unwrap_or(2);
-                cores * 2
-            }
-            DbKind::Sqlite => 4,
+            // Requests wait on the network round trip, so more connections than cores.
+            DbKind::Postgres => cores * 4,
+            // One writer at a time; readers run beside it in WAL mode.
+            DbKind::Sqlite => cores * 2,
         }
     }
 }

@@ -221,6 +221,18 @@ impl SubjectRow {
     }
 }
 
+/// The sealed profile column of subject `id` (for stores that update the profile).
+pub(crate) fn seal_profile(
+    vault: &Vault,
+    id: &str,
+    profile: &Profile,
+) -> Result<Vec<u8>, StoreError> {
+    let json = to_json(&DbProfile::V1 {
+        profile: profile.clone(),
+    })?;
+    seal(vault, json.as_bytes(), &format!("subjects.profile:{id}"))
+}
+
 // ---- sessions ----
 
 #[derive(Insertable)]

@@ -14,8 +14,8 @@ use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
-    AuditStore, ClientStore, GrantStore, RefreshTokenStore, RefreshUse, SessionStore, StoreError,
-    StoreResult, SubjectStore,
+    AuditStore, ClientStore, GrantStore, RefreshTokenStore, RefreshUse, Rotation, SessionStore,
+    StoreError, StoreResult, SubjectStore, Successor,
 };
 
 /// How often a racing insert of the same grant is retried as an update.
@@ -79,7 +79,7 @@ impl ClientStore for SqlStore {
 /// Takes the next oid from the one-row counter. The UPDATE comes first, so the row lock
 /// (Postgres) or the write lock (SQLite) is held until the surrounding transaction ends:
 /// concurrent inserts get distinct, increasing oids, and a rolled-back insert leaves no gap.
-fn next_oid(c: &mut DbConnection) -> StoreResult<i64> {
+pub(super) fn next_oid(c: &mut DbConnection) -> StoreResult<i64> {
     let n = diesel::update(oid_counter::table.find(1))
         .set(oid_counter::next_oid.eq(oid_counter::next_oid + 1))
         .execute(c)?;
@@ -102,6 +102,13 @@ impl SubjectStore for SqlStore {
             diesel::insert_into(subjects::table)
                 .values(&row)
                 .execute(c)?;
+            // Confirmed contacts, for "forgot password / login" (store/sql/signin.rs).
+            super::signin::index_contacts_on(
+                c,
+                vault,
+                &s.id,
+                &super::signin::confirmed_contacts(s),
+            )?;
             Ok(oid)
         })
     }
@@ -123,13 +130,19 @@ impl SubjectStore for SqlStore {
     /// By the blind index of the login: the login itself is never compared in clear.
     fn find_subject_by_login(&self, login: &str) -> StoreResult<Option<Subject>> {
         let vault = self.vault()?;
-        subjects::table
-            .filter(subjects::login_index.eq(login_index(vault, login)))
+        let index = login_index(vault, login);
+        let mut conn = self.conn()?;
+        let row = subjects::table
+            .filter(subjects::login_index.eq(&index))
             .select(SubjectRow::as_select())
-            .get_result(&mut *self.conn()?)
-            .optional()?
-            .map(|r| r.open(vault))
-            .transpose()
+            .get_result(&mut *conn)
+            .optional()?;
+        // A SNILS or INN recorded on the person (not the login) signs in too.
+        let row = match row {
+            Some(r) => Some(r),
+            None => super::person::subject_by_identifier_index(&mut conn, &index)?,
+        };
+        row.map(|r| r.open(vault)).transpose()
     }
 
     fn list_subjects(&self) -> StoreResult<Vec<Subject>> {
@@ -240,6 +253,72 @@ impl RefreshTokenStore for SqlStore {
         Ok(())
     }
 
+    fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+        successor: Successor<'_>,
+    ) -> StoreResult<Rotation> {
+        if !storable(token_hash) || !storable(client_id) {
+            return Ok(Rotation::Invalid);
+        }
+        let mut conn = self.conn()?;
+        let db: &mut DbConnection = &mut conn;
+        let at = to_db_time(now);
+        // Every outcome but `Rotated` rolls back, so a declined or withdrawn request does
+        // not spend the token.
+        let outcome = db.transaction::<_, Abort, _>(|db| {
+            // A write first: on SQLite this takes the write lock up front.
+            let spent = diesel::update(
+                refresh_tokens::table
+                    .find(token_hash)
+                    .filter(refresh_tokens::client_id.eq(client_id))
+                    .filter(refresh_tokens::used_at.is_null())
+                    .filter(refresh_tokens::revoked_at.is_null())
+                    .filter(refresh_tokens::expires_at.gt(at)),
+            )
+            .set(refresh_tokens::used_at.eq(Some(at)))
+            .execute(db)?;
+            let Some(old) = find_refresh_on(db, token_hash)? else {
+                return Err(Abort::with(Rotation::Invalid));
+            };
+            if spent == 0 {
+                return Err(Abort::with(if old.client_id != client_id {
+                    Rotation::OtherClient
+                } else if old.revoked_at.is_some() || old.expires_at <= now {
+                    Rotation::Invalid
+                } else if old.used_at.is_some() {
+                    Rotation::AlreadyUsed(old)
+                } else {
+                    Rotation::Invalid
+                }));
+            }
+            let granted: i64 = grants::table
+                .find((&old.subject_id, client_id))
+                .count()
+                .get_result(db)?;
+            let exists: i64 = subjects::table
+                .find(&old.subject_id)
+                .count()
+                .get_result(db)?;
+            if granted == 0 || exists == 0 {
+                return Err(Abort::with(Rotation::Withdrawn));
+            }
+            let next = successor(&old).ok_or_else(|| Abort::with(Rotation::Declined))?;
+            let row = NewRefreshToken::try_from(&next)?;
+            diesel::insert_into(refresh_tokens::table)
+                .values(&row)
+                .execute(db)?;
+            Ok(Rotation::Rotated(old))
+        });
+        match outcome {
+            Ok(r) => Ok(r),
+            Err(Abort::With(r)) => Ok(*r),
+            Err(Abort::Store(e)) => Err(e),
+        }
+    }
+
     fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
         find_refresh_on(&mut *self.conn()?, token_hash)
     }
@@ -297,6 +376,30 @@ impl RefreshTokenStore for SqlStore {
         .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
         .execute(&mut *self.conn()?)?;
         Ok(n)
+    }
+}
+
+/// Ends a transaction early: rolled back, with the answer to give or the error.
+enum Abort {
+    With(Box<Rotation>),
+    Store(StoreError),
+}
+
+impl Abort {
+    fn with(r: Rotation) -> Abort {
+        Abort::With(Box::new(r))
+    }
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Store(e.into())
+    }
+}
+
+impl From<StoreError> for Abort {
+    fn from(e: StoreError) -> Self {
+        Abort::Store(e)
     }
 }
 

@@ -134,3 +134,126 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    signin_state (subject_id) {
+        subject_id -> Text,
+        password_must_change -> Bool,
+        last_factor -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webauthn_handles (subject_id) {
+        subject_id -> Text,
+        handle -> Text,
+    }
+}
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        subject_id -> Text,
+        kind -> Text,
+        cred_id -> Text,
+        name -> Text,
+        data -> Text,
+        sign_count -> BigInt,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    esia_clients (client_id) {
+        client_id -> Text,
+        certificate_pem -> Text,
+        certificate_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    persons (subject_id) {
+        subject_id -> Text,
+        account_level -> Text,
+        status -> Text,
+        snils_index -> Nullable<Text>,
+        inn_index -> Nullable<Text>,
+        data_sealed -> Binary,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    person_items (id) {
+        id -> Text,
+        subject_id -> Text,
+        collection -> Text,
+        kind -> Text,
+        data_sealed -> Binary,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    person_history (id) {
+        id -> BigInt,
+        subject_id -> Text,
+        at -> Timestamp,
+        collection -> Text,
+        action -> Text,
+        item_id -> Nullable<Text>,
+        change_sealed -> Binary,
+    }
+}
+
+diesel::table! {
+    organizations (oid) {
+        oid -> BigInt,
+        ogrn -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    org_members (subject_id, org_oid) {
+        subject_id -> Text,
+        org_oid -> BigInt,
+        role -> Text,
+        since -> Timestamp,
+    }
+}
+
+diesel::table! {
+    verifications (id) {
+        id -> Text,
+        subject_id -> Text,
+        state -> Text,
+        reason -> Nullable<Text>,
+        claim_sealed -> Binary,
+        registry_ref -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_levels (client_id) {
+        client_id -> Text,
+        min_account_level -> Text,
+    }
+}
+
+diesel::table! {
+    contact_index (index_hash, subject_id) {
+        index_hash -> Text,
+        subject_id -> Text,
+    }
+}

@@ -1,0 +1,753 @@
+//! WebAuthn through the real endpoints, with a software authenticator written here (ECDSA
+//! P-256 by ring, "none" attestation and COSE key encoded as CBOR by hand): a passkey
+//! enrolled on the security page signs in alone (acr 3), a security key is a second factor
+//! after the password (acr 2), and bad answers (another challenge, another origin, a
+//! counter going backwards, a replayed finish, malformed JSON, an unknown key) are refused
+//! with a readable page while the server stays up.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::browser::{exchange, expect_callback, Authz, Browser, Page};
+use super::harness::{for_each_backend, Idp};
+
+const ACR2: &str = "urn:propusk:acr:2";
+const ACR3: &str = "urn:propusk:acr:3";
+
+// ------------------------------------------------------------------ CBOR, by hand
+
+fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n < 256 {
+        out.extend([m | 24, n as u8]);
+    } else if n < 65536 {
+        out.push(m | 25);
+        out.extend((n as u16).to_be_bytes());
+    } else {
+        out.push(m | 26);
+        out.extend((n as u32).to_be_bytes());
+    }
+}
+
+fn cbor_int(v: i64, out: &mut Vec<u8>) {
+    if v >= 0 {
+        cbor_head(0, v as u64, out)
+    } else {
+        cbor_head(1, (-1 - v) as u64, out)
+    }
+}
+
+fn cbor_bytes(b: &[u8], out: &mut Vec<u8>) {
+    cbor_head(2, b.len() as u64, out);
+    out.extend(b);
+}
+
+fn cbor_text(s: &str, out: &mut Vec<u8>) {
+    cbor_head(3, s.len() as u64, out);
+    out.extend(s.as_bytes());
+}
+
+/// COSE_Key of an EC2 P-256 ES256 public key (RFC 9053 §7.1).
+fn cose_key(point: &[u8]) -> Vec<u8> {
+    assert_eq!(point.len(), 65, "uncompressed P-256 point");
+    let mut out = Vec::new();
+    cbor_head(5, 5, &mut out);
+    cbor_int(1, &mut out); // kty
+    cbor_int(2, &mut out); // EC2
+    cbor_int(3, &mut out); // alg
+    cbor_int(-7, &mut out); // ES256
+    cbor_int(-1, &mut out); // crv
+    cbor_int(1, &mut out); // P-256
+    cbor_int(-2, &mut out); // x
+    cbor_bytes(&point[1..33], &mut out);
+    cbor_int(-3, &mut out); // y
+    cbor_bytes(&point[33..65], &mut out);
+    out
+}
+
+// ------------------------------------------------------------------ the software authenticator
+
+const UP: u8 = 0x01;
+const UV: u8 = 0x04;
+const AT: u8 = 0x40;
+
+struct SoftKey {
+    key: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    cred_id: Vec<u8>,
+    user_handle: Vec<u8>,
+    rp_id: String,
+}
+
+/// What to get wrong in a response.
+#[derive(Default, Clone)]
+struct Twist<'a> {
+    challenge: Option<&'a str>,
+    origin: Option<&'a str>,
+}
+
+fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
+    json!({ "type": kind, "challenge": challenge, "origin": origin, "crossOrigin": false })
+        .to_string()
+        .into_bytes()
+}
+
+fn rp_hash(rp_id: &str) -> Vec<u8> {
+    Sha256::digest(rp_id.as_bytes()).to_vec()
+}
+
+impl SoftKey {
+    /// `navigator.credentials.create` for `options` (the server's `options`), at `origin`.
+    fn register(options: &Value, origin: &str) -> (SoftKey, String) {
+        let pk = &options["publicKey"];
+        let rp_id = pk["rp"]["id"].as_str().unwrap().to_string();
+        let challenge = pk["challenge"].as_str().unwrap();
+        let user_handle = B64.decode(pk["user"]["id"].as_str().unwrap()).unwrap();
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, doc.as_ref(), &rng).unwrap();
+        let cred_id: Vec<u8> = (0..32).map(|_| rand_byte(&rng)).collect();
+
+        let mut auth_data = rp_hash(&rp_id);
+        auth_data.push(UP | UV | AT);
+        auth_data.extend(0u32.to_be_bytes());
+        auth_data.extend([0u8; 16]); // aaguid
+        auth_data.extend((cred_id.len() as u16).to_be_bytes());
+        auth_data.extend(&cred_id);
+        auth_data.extend(cose_key(key.public_key().as_ref()));
+
+        let mut att = Vec::new();
+        cbor_head(5, 3, &mut att);
+        cbor_text("fmt", &mut att);
+        cbor_text("none", &mut att);
+        cbor_text("attStmt", &mut att);
+        cbor_head(5, 0, &mut att);
+        cbor_text("authData", &mut att);
+        cbor_bytes(&auth_data, &mut att);
+
+        let cdj = client_data("webauthn.create", challenge, origin);
+        let id = B64.encode(&cred_id);
+        let body = json!({
+            "id": id, "rawId": id, "type": "public-key",
+            "response": { "attestationObject": B64.encode(&att), "clientDataJSON": B64.encode(&cdj) },
+            "extensions": {}
+        });
+        (
+            SoftKey {
+                key,
+                pkcs8: doc.as_ref().to_vec(),
+                cred_id,
+                user_handle,
+                rp_id,
+            },
+            body.to_string(),
+        )
+    }
+
+    /// `navigator.credentials.get` for `options`, with signature counter `counter`.
+    fn assert(&self, options: &Value, origin: &str, counter: u32, twist: Twist<'_>) -> String {
+        let pk = &options["publicKey"];
+        let challenge = twist
+            .challenge
+            .unwrap_or_else(|| pk["challenge"].as_str().unwrap());
+        let mut auth_data = rp_hash(&self.rp_id);
+        auth_data.push(UP | UV);
+        auth_data.extend(counter.to_be_bytes());
+        let cdj = client_data("webauthn.get", challenge, twist.origin.unwrap_or(origin));
+        let mut signed = auth_data.clone();
+        signed.extend(Sha256::digest(&cdj));
+        let sig = self.key.sign(&SystemRandom::new(), &signed).unwrap();
+        let id = B64.encode(&self.cred_id);
+        json!({
+            "id": id, "rawId": id, "type": "public-key",
+            "response": {
+                "authenticatorData": B64.encode(&auth_data),
+                "clientDataJSON": B64.encode(&cdj),
+                "signature": B64.encode(sig.as_ref()),
+                "userHandle": B64.encode(&self.user_handle)
+            },
+            "extensions": {}
+        })
+        .to_string()
+    }
+}
+
+impl SoftKey {
+    /// The same key pair and credential (ring key pairs are not `Clone`: rebuilt from PKCS#8).
+    fn clone_key(&self) -> SoftKey {
+        SoftKey {
+            key: EcdsaKeyPair::from_pkcs8(
+                &ECDSA_P256_SHA256_ASN1_SIGNING,
+                &self.pkcs8,
+                &SystemRandom::new(),
+            )
+            .unwrap(),
+            pkcs8: self.pkcs8.clone(),
+            cred_id: self.cred_id.clone(),
+            user_handle: self.user_handle.clone(),
+            rp_id: self.rp_id.clone(),
+        }
+    }
+}
+
+fn rand_byte(rng: &SystemRandom) -> u8 {
+    let mut b = [0u8; 1];
+    ring::rand::SecureRandom::fill(rng, &mut b).unwrap();
+    b[0]
+}
+
+/// The origin the server expects: in dev mode a loopback-IP issuer is served as `localhost`.
+fn origin(idp: &Idp) -> String {
+    idp.base.replace("127.0.0.1", "localhost")
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn json_of(p: &Page) -> Value {
+    assert_eq!(p.status, 200, "{}", p.describe());
+    serde_json::from_str(&p.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", p.describe()))
+}
+
+fn amr(claims: &Value) -> Vec<String> {
+    claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Waits until the dev mailbox shows `needle` (the outbox is delivered in the background).
+async fn mailbox_shows(idp: &Idp, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = idp.http.get(idp.url("/dev/mailbox")).send().await.unwrap();
+        let body = r.text().await.unwrap();
+        if body.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dev mailbox never showed {needle:?}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The base32 secret of the otpauth URI on a page.
+fn uri_secret(body: &str) -> String {
+    body.split("secret=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_alphanumeric()).next())
+        .expect("an otpauth URI with a secret")
+        .to_string()
+}
+
+/// The current RFC 6238 code of a base32 secret, by the independent `oathtool`.
+fn oathtool(secret: &str) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret])
+        .output()
+        .expect("oathtool is installed (scripts/ensure-services.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Signs in through the security page; returns its page.
+async fn security_page(idp: &Idp, b: &Browser) -> Page {
+    let page = b.navigate(&idp.url("/account/security")).await;
+    let page = b
+        .submit_login(&page, &idp.user.login, &idp.user.password)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.describe());
+    assert_eq!(page.url.path(), "/account/security", "{}", page.describe());
+    page
+}
+
+/// Enrols a key of `kind` from the security page.
+async fn enrol(idp: &Idp, b: &Browser, page: &Page, kind: &str, name: &str) -> SoftKey {
+    let csrf = page.hidden("csrf").expect("csrf on the security page");
+    let start = b
+        .post_form(
+            "/account/security/webauthn/start",
+            &form(&[("csrf", &csrf), ("kind", kind), ("name", name)]),
+        )
+        .await;
+    let start = json_of(&start);
+    if kind == "passkey" {
+        assert_eq!(
+            start["options"]["publicKey"]["authenticatorSelection"]["residentKey"], "required",
+            "{start}"
+        );
+    }
+    let (key, body) = SoftKey::register(&start["options"], &origin(idp));
+    let fin = form(&[
+        ("csrf", &csrf),
+        ("ceremony", start["ceremony"].as_str().unwrap()),
+        ("credential", &body),
+    ]);
+    let done = b.post_form("/account/security/webauthn/finish", &fin).await;
+    assert_eq!(done.status, 303, "{}", done.describe());
+    let page = b.follow(done).await;
+    assert!(page.body.contains(name), "{}", page.describe());
+
+    // The same finish again: the ceremony was taken.
+    let again = b.post_form("/account/security/webauthn/finish", &fin).await;
+    assert_eq!(again.status, 400, "{}", again.describe());
+    assert!(
+        again.body.contains("устарел или уже использован"),
+        "{}",
+        again.describe()
+    );
+    key
+}
+
+/// Starts a passkey sign-in on a login page: (tx, csrf, options, ceremony).
+async fn passkey_start(b: &Browser, login: &Page) -> (String, String, Value, String) {
+    assert!(login.is_login_page(), "{}", login.describe());
+    assert!(
+        login.body.contains("autocomplete=\"username webauthn\""),
+        "conditional UI needs the autofill token"
+    );
+    assert!(login.body.contains("/static/webauthn.js"));
+    let tx = login.hidden("tx").unwrap();
+    let csrf = login.hidden("csrf").unwrap();
+    let s = b
+        .post_form(
+            "/login/passkey/start",
+            &form(&[("tx", &tx), ("csrf", &csrf)]),
+        )
+        .await;
+    let s = json_of(&s);
+    assert_eq!(s["options"]["mediation"], "conditional", "{s}");
+    let ceremony = s["ceremony"].as_str().unwrap().to_string();
+    (tx, csrf, s["options"].clone(), ceremony)
+}
+
+async fn passkey_finish(b: &Browser, tx: &str, csrf: &str, ceremony: &str, cred: &str) -> Page {
+    let p = b
+        .post_form(
+            "/login/passkey/finish",
+            &form(&[
+                ("tx", tx),
+                ("csrf", csrf),
+                ("ceremony", ceremony),
+                ("credential", cred),
+            ]),
+        )
+        .await;
+    b.follow(p).await
+}
+
+/// A refused passkey answer: the login page again, with `needle` in its alert.
+fn refused(p: &Page, needle: &str) {
+    assert!(
+        p.status == 200 && p.body.contains("action=\"/login\""),
+        "expected the login page: {}",
+        p.describe()
+    );
+    assert!(
+        p.body.contains("role=\"alert\"") && p.body.contains(needle),
+        "expected {needle:?}: {}",
+        p.describe()
+    );
+}
+
+#[tokio::test]
+async fn webauthn_passkey_enrol_sign_in_and_bad_answers() {
+    for_each_backend(|mut idp| async move {
+        let b = Browser::new(&idp);
+        let page = security_page(&idp, &b).await;
+        let key = enrol(&idp, &b, &page, "passkey", "Мой ноутбук").await;
+        let o = origin(&idp);
+
+        // Sign in to a portal with the passkey alone.
+        let b2 = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let login = b2.authorize(&idp, &a).await;
+        let (tx, csrf, opts, cer) = passkey_start(&b2, &login).await;
+
+        // Bad answers first, each on a fresh ceremony of the same sign-in.
+        let wrong_challenge = key.assert(
+            &opts,
+            &o,
+            1,
+            Twist {
+                challenge: Some(&B64.encode([7u8; 32])),
+                ..Twist::default()
+            },
+        );
+        let p = passkey_finish(&b2, &tx, &csrf, &cer, &wrong_challenge).await;
+        refused(&p, "другому запросу");
+
+        let (_, _, opts, cer) = passkey_start(&b2, &login).await;
+        let evil = key.assert(
+            &opts,
+            &o,
+            1,
+            Twist {
+                origin: Some("https://evil.example"),
+                ..Twist::default()
+            },
+        );
+        let p = passkey_finish(&b2, &tx, &csrf, &cer, &evil).await;
+        refused(&p, "другого сайта");
+
+        let (_, _, _, cer) = passkey_start(&b2, &login).await;
+        let p = passkey_finish(&b2, &tx, &csrf, &cer, "{\"id\": [1, 2").await;
+        refused(&p, "не удалось прочитать");
+
+        let (_, _, opts, cer) = passkey_start(&b2, &login).await;
+        let stranger = SoftKey {
+            cred_id: vec![9; 32],
+            ..SoftKey::register(&opts_for_register(&opts), &o).0
+        };
+        let p = passkey_finish(
+            &b2,
+            &tx,
+            &csrf,
+            &cer,
+            &stranger.assert(&opts, &o, 1, Twist::default()),
+        )
+        .await;
+        refused(&p, "не привязан");
+
+        // The right key claiming to be another user (another user handle): refused too.
+        let (_, _, opts, cer) = passkey_start(&b2, &login).await;
+        let impostor = SoftKey {
+            user_handle: vec![1; 16],
+            ..key.clone_key()
+        };
+        let p = passkey_finish(
+            &b2,
+            &tx,
+            &csrf,
+            &cer,
+            &impostor.assert(&opts, &o, 2, Twist::default()),
+        )
+        .await;
+        refused(&p, "не привязан");
+
+        // The right answer.
+        let (_, _, opts, cer) = passkey_start(&b2, &login).await;
+        let good = key.assert(&opts, &o, 5, Twist::default());
+        let page = passkey_finish(&b2, &tx, &csrf, &cer, &good).await;
+        let page = if page.is_consent_page() {
+            b2.consent(page, "allow").await
+        } else {
+            page
+        };
+        let cb = expect_callback(&idp, &page, &a);
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR3, "{}", t.claims);
+        assert_eq!(amr(&t.claims), ["hwk", "user", "mfa"]);
+        assert_eq!(t.claims["sub"], idp.user.sub.as_str());
+
+        // Replaying the finish that worked: the ceremony is gone.
+        let b3 = Browser::new(&idp);
+        let login3 = b3.authorize(&idp, &Authz::new(&idp.client)).await;
+        let (tx3, csrf3, opts3, cer3) = passkey_start(&b3, &login3).await;
+        let p = passkey_finish(&b3, &tx3, &csrf3, &cer, &good).await;
+        refused(&p, "устарел или уже использован");
+
+        // A counter that went backwards (5 was seen): a cloned key, refused.
+        let cloned = key.assert(&opts3, &o, 3, Twist::default());
+        let p = passkey_finish(&b3, &tx3, &csrf3, &cer3, &cloned).await;
+        refused(&p, "счётчик");
+        mailbox_shows(&idp, "счётчик подписей уменьшился").await;
+
+        // A ceremony of another sign-in (b2's tx is spent; b3 starts, b2's browser finishes).
+        let (_, _, opts4, cer4) = passkey_start(&b3, &login3).await;
+        let b4 = Browser::new(&idp);
+        let login4 = b4.authorize(&idp, &Authz::new(&idp.client)).await;
+        let (tx4, csrf4, _, _) = passkey_start(&b4, &login4).await;
+        let other = key.assert(&opts4, &o, 6, Twist::default());
+        let p = passkey_finish(&b4, &tx4, &csrf4, &cer4, &other).await;
+        refused(&p, "другому запросу");
+
+        // The security page shows the last use.
+        let page = b.navigate(&idp.url("/account/security")).await;
+        assert!(page.body.contains("Мой ноутбук"), "{}", page.describe());
+        assert!(page.body.contains("последний вход"), "{}", page.describe());
+        // The owner was told about the new passkey (dev mailbox: the outbox's dev channel).
+        mailbox_shows(&idp, "добавлен ключ доступа").await;
+        // Every refusal is in the audit trail with its precise reason.
+        let kinds = idp.audit_kinds();
+        for k in ["passkey.enrolled", "login.passkey", "login.passkey_failure"] {
+            assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+        }
+        let reasons =
+            idp.sql("SELECT detail FROM audit_events WHERE kind = 'login.passkey_failure'");
+        for r in [
+            "wrong_challenge",
+            "wrong_origin",
+            "malformed",
+            "unknown_credential",
+            "no_ceremony",
+            "counter_regression",
+            "other_browser",
+        ] {
+            assert!(reasons.contains(r), "no {r} in {reasons}");
+        }
+        // The user handle is random, not the sub or the login.
+        let handle = idp.sql("SELECT handle FROM webauthn_handles");
+        let handle = handle.trim();
+        assert_eq!(handle.len(), 36, "a UUID: {handle}");
+        assert!(handle != idp.user.sub && handle != idp.user.login);
+        idp.assert_alive("bad WebAuthn answers").await;
+    })
+    .await;
+}
+
+/// Registration-shaped options from request options (for a stranger's key of the same site).
+fn opts_for_register(req: &Value) -> Value {
+    json!({ "publicKey": {
+        "rp": { "id": req["publicKey"]["rpId"] },
+        "challenge": req["publicKey"]["challenge"],
+        "user": { "id": B64.encode([1u8; 16]) }
+    }})
+}
+
+async fn sk_start(b: &Browser, tx: &str, csrf: &str) -> Value {
+    let f = form(&[("tx", tx), ("csrf", csrf)]);
+    json_of(&b.post_form("/login/security-key/start", &f).await)
+}
+
+async fn sk_finish(b: &Browser, tx: &str, csrf: &str, cer: &str, cred: &str) -> Page {
+    let f = form(&[
+        ("tx", tx),
+        ("csrf", csrf),
+        ("ceremony", cer),
+        ("credential", cred),
+    ]);
+    let p = b.post_form("/login/security-key/finish", &f).await;
+    b.follow(p).await
+}
+
+#[tokio::test]
+async fn webauthn_security_key_second_factor() {
+    for_each_backend(|mut idp| async move {
+        let b = Browser::new(&idp);
+        let page = security_page(&idp, &b).await;
+        let key = enrol(&idp, &b, &page, "security_key", "YubiKey").await;
+        let o = origin(&idp);
+
+        let b2 = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let login = b2.authorize(&idp, &a).await;
+        let page = b2
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        assert_eq!(
+            page.url.path(),
+            "/login/second-factor",
+            "{}",
+            page.describe()
+        );
+        assert!(
+            page.body.contains("security-key-form"),
+            "{}",
+            page.describe()
+        );
+        let tx = page.hidden("tx").unwrap();
+        let csrf = page.hidden("csrf").unwrap();
+        let s = sk_start(&b2, &tx, &csrf).await;
+        assert!(
+            s["options"]["publicKey"]["allowCredentials"][0]["id"].is_string(),
+            "{s}"
+        );
+        // Another origin: refused on the second-factor page, the sign-in goes on.
+        let evil = key.assert(
+            &s["options"],
+            &o,
+            1,
+            Twist {
+                origin: Some("http://localhost:1"),
+                ..Twist::default()
+            },
+        );
+        let p = sk_finish(&b2, &tx, &csrf, s["ceremony"].as_str().unwrap(), &evil).await;
+        // The second-factor page again, with the reason.
+        assert_eq!(p.status, 200, "{}", p.describe());
+        assert!(p.body.contains("security-key-form"), "{}", p.describe());
+        assert!(p.body.contains("другого сайта"), "{}", p.describe());
+
+        let s = sk_start(&b2, &tx, &csrf).await;
+        let good = key.assert(&s["options"], &o, 1, Twist::default());
+        let page = sk_finish(&b2, &tx, &csrf, s["ceremony"].as_str().unwrap(), &good).await;
+        let page = if page.is_consent_page() {
+            b2.consent(page, "allow").await
+        } else {
+            page
+        };
+        let cb = expect_callback(&idp, &page, &a);
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR2, "{}", t.claims);
+        assert_eq!(amr(&t.claims), ["pwd", "hwk", "mfa"]);
+        idp.assert_alive("security key sign-in").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn webauthn_security_page_needs_session_and_confirmation() {
+    for_each_backend(|idp| async move {
+        // Without a session: the sign-in page, which comes back here.
+        let b = Browser::new(&idp);
+        let p = b.navigate(&idp.url("/account/security")).await;
+        assert!(p.is_login_page(), "{}", p.describe());
+        let page = security_page(&idp, &b).await;
+        // A change without the page's CSRF token is refused.
+        let p = b
+            .post_form("/account/security/recovery", &form(&[("csrf", "forged")]))
+            .await;
+        assert_eq!(p.status, 403, "{}", p.describe());
+        let p = b
+            .post_form(
+                "/account/security/webauthn/start",
+                &form(&[("csrf", "forged"), ("kind", "passkey")]),
+            )
+            .await;
+        assert_eq!(p.status, 403, "{}", p.describe());
+        // Recovery codes, shown once.
+        let csrf = page.hidden("csrf").unwrap();
+        let p = b
+            .post_form("/account/security/recovery", &form(&[("csrf", &csrf)]))
+            .await;
+        assert_eq!(p.status, 200, "{}", p.describe());
+        assert!(p.body.contains("recovery-codes"), "{}", p.describe());
+        let codes: Vec<String> = p
+            .body
+            .split("<code>")
+            .skip(1)
+            .filter_map(|c| c.split("</code>").next())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(codes.len(), 10, "{}", p.describe());
+        // An authenticator app: a QR code drawn as SVG and the otpauth URI.
+        let p = b
+            .post_form("/account/security/totp", &form(&[("csrf", &csrf)]))
+            .await;
+        assert_eq!(p.status, 200, "{}", p.describe());
+        assert!(p.body.contains("<svg"), "{}", p.describe());
+        assert!(p.body.contains("otpauth://totp/"), "{}", p.describe());
+        // A wrong first code keeps it unconfirmed.
+        let id = p.hidden("id").unwrap();
+        let p = b
+            .post_form(
+                "/account/security/totp/confirm",
+                &form(&[("csrf", &csrf), ("id", &id), ("code", "000000")]),
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.describe());
+        // The right first code (computed by oathtool from the URI's secret) confirms it.
+        let secret = uri_secret(&p.body);
+        let code = oathtool(&secret);
+        let p = b
+            .post_form(
+                "/account/security/totp/confirm",
+                &form(&[("csrf", &csrf), ("id", &id), ("code", &code)]),
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.describe());
+        let page = b.follow(p).await;
+        assert!(
+            page.body.contains("Приложение-аутентификатор"),
+            "{}",
+            page.describe()
+        );
+        mailbox_shows(&idp, "подключено приложение-аутентификатор").await;
+        // Confirming with a code: a wrong one is refused, a recovery code is accepted (once).
+        let confirm = |code: &str| form(&[("csrf", &csrf), ("method", "code"), ("code", code)]);
+        let p = b
+            .post_form("/account/security/confirm", &confirm("ZZZZZ-ZZZZZ"))
+            .await;
+        assert_eq!(p.status, 400, "{}", p.describe());
+        assert!(p.body.contains("Код не подходит"), "{}", p.describe());
+        let p = b
+            .post_form("/account/security/confirm", &confirm(&codes[0]))
+            .await;
+        assert_eq!(p.status, 303, "{}", p.describe());
+        let p = b
+            .post_form("/account/security/confirm", &confirm(&codes[0]))
+            .await;
+        assert_eq!(
+            p.status,
+            400,
+            "a recovery code works once: {}",
+            p.describe()
+        );
+        // Removing the app.
+        let factor = page
+            .body
+            .split("value=\"totp:")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .map(|id| format!("totp:{id}"))
+            .expect("a remove form for the app");
+        let p = b
+            .post_form(
+                "/account/security/remove",
+                &form(&[("csrf", &csrf), ("factor", &factor)]),
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.describe());
+        let page = b.follow(p).await;
+        assert!(
+            !page.body.contains("Приложение-аутентификатор"),
+            "{}",
+            page.describe()
+        );
+        let p = b
+            .post_form(
+                "/account/security/remove",
+                &form(&[("csrf", &csrf), ("factor", &factor)]),
+            )
+            .await;
+        assert_eq!(p.status, 400, "nothing left to remove: {}", p.describe());
+        let kinds = idp.audit_kinds();
+        for k in [
+            "recovery_codes.issued",
+            "totp.enrolment_started",
+            "totp.enrolment_failure",
+            "totp.enrolled",
+            "account.confirm_failure",
+            "account.confirmed",
+            "factor.removed",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+        }
+        // Malformed start input: a clear 4xx, not a 500.
+        let p = b
+            .post_form(
+                "/account/security/webauthn/start",
+                &form(&[("csrf", &csrf), ("kind", "fingerprint")]),
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.describe());
+        let p = b
+            .post_form(
+                "/account/security/webauthn/finish",
+                &form(&[("csrf", &csrf), ("ceremony", "nope"), ("credential", "{}")]),
+            )
+            .await;
+        assert_eq!(p.status, 400, "{}", p.describe());
+    })
+    .await;
+}

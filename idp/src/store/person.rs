@@ -1,0 +1,135 @@
+//! The person aggregate: level, status, sealed identifiers, documents, contacts, addresses,
+//! organisations and their change history; registry verification requests; the minimum
+//! account level a client requires. Implemented over SQL in `sql/person.rs`.
+
+use chrono::{DateTime, Utc};
+
+use super::StoreResult;
+use crate::audit::AuditEvent;
+use crate::domain::person::{
+    AccountLevel, AccountStatus, Address, Confirmation, Contact, Document, Membership, Ogrn,
+    OrgRole, Person, PersonChange, Verification,
+};
+use crate::domain::Subject;
+
+/// One item of a person's collections, for [`PersonStore::put_item`] / `remove_item`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PersonItem {
+    Document(Document),
+    Contact(Contact),
+    Address(Address),
+}
+
+impl PersonItem {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Document(d) => &d.id,
+            Self::Contact(c) => &c.id,
+            Self::Address(a) => &a.id,
+        }
+    }
+    /// `document`, `contact` or `address` (the history's `collection`).
+    pub fn collection(&self) -> &'static str {
+        match self {
+            Self::Document(_) => "document",
+            Self::Contact(_) => "contact",
+            Self::Address(_) => "address",
+        }
+    }
+}
+
+/// What a finished registry answer changes, applied by [`PersonStore::finish_verification`]
+/// in the transaction that records the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VerificationEffect {
+    /// Matched: SNILS, birthplace and the passport (verified) are recorded and the level is
+    /// raised to standard (a confirmed account stays confirmed).
+    RaiseToStandard { passport: Document },
+    /// Nothing changes on the person (mismatch or failure).
+    None,
+}
+
+pub trait PersonStore {
+    /// The person of a subject with every collection, opened; `None` if the subject does not
+    /// exist. A subject nothing was recorded about is a simplified, active person.
+    fn find_person(&self, subject_id: &str) -> StoreResult<Option<Person>>;
+    /// The subject and person with this ESIA oid.
+    fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>>;
+    /// The subject whose SNILS or INN (11 or 12 digits) has this value, by blind index.
+    fn find_subject_by_snils_or_inn(&self, digits: &str) -> StoreResult<Option<Subject>>;
+
+    /// Sets the status, with `event`. Blocking also ends every SSO session of the person and
+    /// revokes their refresh tokens, in the same transaction. `NotFound` for an unknown
+    /// subject; Ok(false) if the status was already that.
+    fn set_status(
+        &self,
+        subject_id: &str,
+        status: AccountStatus,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+    /// Sets the level (and who confirmed it, for `Confirmed`), with `event` and a history row.
+    fn set_level(
+        &self,
+        subject_id: &str,
+        level: AccountLevel,
+        confirmation: Option<&Confirmation>,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Records SNILS and/or INN (digits, already validated), sealed, with blind indexes;
+    /// `Conflict` if another person has the same number. A `None` leaves the value as it was.
+    fn set_identifiers(
+        &self,
+        subject_id: &str,
+        snils: Option<&str>,
+        inn: Option<&str>,
+        birth_place: Option<&str>,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Inserts or replaces (by id) a document, contact or address, with a history row and
+    /// `event`, in one transaction.
+    fn put_item(&self, subject_id: &str, item: &PersonItem, event: &AuditEvent) -> StoreResult<()>;
+    /// Removes an item by id (history keeps it). Ok(false) if there was none.
+    fn remove_item(&self, subject_id: &str, item_id: &str, event: &AuditEvent)
+        -> StoreResult<bool>;
+    /// Every change of the person, oldest first.
+    fn person_history(&self, subject_id: &str) -> StoreResult<Vec<PersonChange>>;
+
+    /// Adds the person to an organisation (created on first use by OGRN, with `name`), or
+    /// changes the role; returns the organisation's oid.
+    fn add_membership(
+        &self,
+        subject_id: &str,
+        ogrn: &Ogrn,
+        name: &str,
+        role: OrgRole,
+        event: &AuditEvent,
+    ) -> StoreResult<i64>;
+    fn memberships(&self, subject_id: &str) -> StoreResult<Vec<Membership>>;
+
+    /// Stores a new verification request with `event`. `Conflict` if the subject already
+    /// has a pending one.
+    fn insert_verification(&self, v: &Verification, event: &AuditEvent) -> StoreResult<()>;
+    fn find_verification(&self, id: &str) -> StoreResult<Option<Verification>>;
+    /// The subject's newest verification request.
+    fn latest_verification(&self, subject_id: &str) -> StoreResult<Option<Verification>>;
+    /// Pending requests whose `next_attempt_at` has come, oldest first.
+    fn due_verifications(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<Verification>>;
+    /// Records progress of a still-pending request (registry reference, attempts, next
+    /// attempt, last error). Ok(false) if it is no longer pending (another node finished it).
+    fn update_pending_verification(&self, v: &Verification) -> StoreResult<bool>;
+    /// Records the final answer `v.state` of a pending request, applies `effect` and writes
+    /// `event`, in one transaction. Ok(false) if it was no longer pending.
+    fn finish_verification(
+        &self,
+        v: &Verification,
+        effect: &VerificationEffect,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
+
+    /// The minimum account level a client requires, if any.
+    fn client_min_level(&self, client_id: &str) -> StoreResult<Option<AccountLevel>>;
+    /// Sets (or with `None` clears) the minimum account level of a client.
+    fn set_client_min_level(&self, client_id: &str, level: Option<AccountLevel>)
+        -> StoreResult<()>;
+}

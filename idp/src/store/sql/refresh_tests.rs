@@ -1,0 +1,185 @@
+//! Contract tests of the refresh grant's one-transaction rotation, on every backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Barrier;
+
+use chrono::Duration;
+
+use super::tests::{client, each, refresh, subject, t0};
+use super::SqlStore;
+use crate::domain::{Grant, RefreshToken};
+use crate::store::{ClientStore, GrantStore, RefreshTokenStore, Rotation, SubjectStore};
+
+/// Client "rp" with a grant from "sub-1", and a live token "h1" of family "fam-1".
+fn seed(s: &SqlStore) {
+    s.insert_client(&client("rp")).unwrap();
+    s.insert_client(&client("other")).unwrap();
+    s.insert_subject(&subject("sub-1", "ivan@example.ru"))
+        .unwrap();
+    s.upsert_grant(&Grant {
+        subject_id: "sub-1".into(),
+        client_id: "rp".into(),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        created_at: t0(),
+        updated_at: t0(),
+    })
+    .unwrap();
+    s.insert_refresh(&refresh("h1", "fam-1", "rp", "sub-1"))
+        .unwrap();
+}
+
+/// A successor named `hash`, or a callback that declines.
+fn next(hash: &'static str) -> impl FnMut(&RefreshToken) -> Option<RefreshToken> {
+    move |old| {
+        Some(RefreshToken {
+            token_hash: hash.into(),
+            used_at: None,
+            ..old.clone()
+        })
+    }
+}
+
+fn unused(s: &SqlStore, hash: &str) -> bool {
+    s.find_refresh(hash).unwrap().unwrap().used_at.is_none()
+}
+
+#[test]
+fn rotates_once_then_reports_reuse() {
+    each(|s| {
+        seed(s);
+        let now = t0() + Duration::hours(1);
+        let old = s.find_refresh("h1").unwrap().unwrap();
+        assert_eq!(
+            s.rotate_refresh("h1", "rp", now, &mut next("h2")).unwrap(),
+            Rotation::Rotated(RefreshToken {
+                used_at: Some(now),
+                ..old.clone()
+            })
+        );
+        let successor = s.find_refresh("h2").unwrap().unwrap();
+        assert_eq!(successor.family_id, "fam-1");
+        assert_eq!(successor.used_at, None);
+
+        let later = now + Duration::minutes(1);
+        assert_eq!(
+            s.rotate_refresh("h1", "rp", later, &mut next("h3"))
+                .unwrap(),
+            Rotation::AlreadyUsed(RefreshToken {
+                used_at: Some(now),
+                ..old
+            })
+        );
+        assert_eq!(
+            s.find_refresh("h3").unwrap(),
+            None,
+            "no successor of a reuse"
+        );
+        assert_eq!(
+            s.rotate_refresh("unknown", "rp", now, &mut next("h4"))
+                .unwrap(),
+            Rotation::Invalid
+        );
+        assert_eq!(
+            s.rotate_refresh("h\0", "rp", now, &mut next("h4")).unwrap(),
+            Rotation::Invalid
+        );
+    });
+}
+
+#[test]
+fn anything_but_a_rotation_changes_nothing() {
+    each(|s| {
+        seed(s);
+        let now = t0() + Duration::hours(1);
+        assert_eq!(
+            s.rotate_refresh("h1", "other", now, &mut next("h2"))
+                .unwrap(),
+            Rotation::OtherClient
+        );
+        assert!(unused(s, "h1"), "another client cannot burn the token");
+
+        let mut decline = |_: &RefreshToken| None;
+        assert_eq!(
+            s.rotate_refresh("h1", "rp", now, &mut decline).unwrap(),
+            Rotation::Declined
+        );
+        assert!(
+            unused(s, "h1"),
+            "a declined request does not spend the token"
+        );
+
+        // Consent withdrawn: the grant row is gone.
+        s.insert_refresh(&refresh("x1", "fam-x", "other", "sub-1"))
+            .unwrap();
+        assert_eq!(
+            s.rotate_refresh("x1", "other", now, &mut next("x2"))
+                .unwrap(),
+            Rotation::Withdrawn
+        );
+        assert!(unused(s, "x1"));
+        assert_eq!(s.find_refresh("x2").unwrap(), None);
+        assert_eq!(s.find_refresh("h2").unwrap(), None);
+    });
+}
+
+#[test]
+fn expired_or_revoked_is_invalid() {
+    each(|s| {
+        seed(s);
+        let t = s.find_refresh("h1").unwrap().unwrap();
+        assert_eq!(
+            s.rotate_refresh("h1", "rp", t.expires_at, &mut next("h2"))
+                .unwrap(),
+            Rotation::Invalid
+        );
+        assert!(unused(s, "h1"), "an expired token is not marked used");
+
+        s.insert_refresh(&refresh("r1", "fam-r", "rp", "sub-1"))
+            .unwrap();
+        assert_eq!(s.revoke_family("fam-r", t0()).unwrap(), 1);
+        assert_eq!(
+            s.rotate_refresh("r1", "rp", t0(), &mut next("r2")).unwrap(),
+            Rotation::Invalid
+        );
+        assert_eq!(s.find_refresh("h2").unwrap(), None);
+        assert_eq!(s.find_refresh("r2").unwrap(), None);
+    });
+}
+
+#[test]
+fn concurrent_rotations_have_one_winner() {
+    each(|s| {
+        seed(s);
+        let barrier = Barrier::new(8);
+        let now = t0() + Duration::seconds(10);
+        let names = ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"];
+        let results: Vec<Rotation> = std::thread::scope(|scope| {
+            let handles: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.rotate_refresh("h1", "rp", now, &mut next(name)).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let rotated = results
+            .iter()
+            .filter(|r| matches!(r, Rotation::Rotated(_)))
+            .count();
+        let reused = results
+            .iter()
+            .filter(|r| matches!(r, Rotation::AlreadyUsed(_)))
+            .count();
+        assert_eq!((rotated, reused), (1, 7), "{results:?}");
+        let successors = names
+            .iter()
+            .filter(|n| s.find_refresh(n).unwrap().is_some())
+            .count();
+        assert_eq!(successors, 1, "exactly one successor stored");
+    });
+}

@@ -1,0 +1,2 @@
+DROP TABLE webauthn_credentials;
+DROP TABLE webauthn_handles;

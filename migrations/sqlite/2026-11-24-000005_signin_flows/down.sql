@@ -1,0 +1,2 @@
+DROP TABLE contact_index;
+DROP TABLE signin_state;
