@@ -187,7 +187,7 @@ for backend in $BACKENDS; do
     CLIENT_ID=$(printf '%s\n' "$client_json" | json_field client_id)
     CLIENT_SECRET=$(printf '%s\n' "$client_json" | json_field client_secret)
     (cd "$WORK" && "$IDP_BIN" users add --login "$BENCH_LOGIN" --password "$BENCH_PASSWORD" \
-        --given-name Bench --family-name User --json) >/dev/null
+        --given-name Anna --family-name Sidorova --json) >/dev/null
 
     # Start-up to ready: STARTS times, each a new process on the same data; the first start
     # also generates the signing key.
