@@ -221,9 +221,9 @@ async fn redeem_code(
     let offline = data.scopes.iter().any(|s| s == OFFLINE_SCOPE)
         && client.allows_grant(GrantType::RefreshToken);
     let refresh = if offline {
-        Some(new_refresh(
+        Some(crate::protocol::grants::new_refresh(
             state,
-            client,
+            &client.id,
             &data.auth,
             &data.scopes,
             new_id()?,
@@ -430,33 +430,6 @@ fn mint(
         access.jti,
         access.exp,
     ))
-}
-
-fn new_refresh(
-    state: &AppState,
-    client: &Client,
-    auth: &AuthContext,
-    scopes: &[String],
-    family_id: String,
-    now: DateTime<Utc>,
-) -> Result<(String, RefreshToken), OAuthError> {
-    let value = keys::random_token(32).map_err(OAuthError::server)?;
-    let row = RefreshToken {
-        token_hash: keys::sha256_b64url(value.as_bytes()),
-        family_id,
-        client_id: client.id.clone(),
-        subject_id: auth.subject_id.clone(),
-        scopes: scopes.to_vec(),
-        sid: Some(auth.sid.clone()),
-        auth_time: auth.auth_time,
-        acr: auth.acr.clone(),
-        amr: auth.amr.clone(),
-        created_at: now,
-        expires_at: now + chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64),
-        used_at: None,
-        revoked_at: None,
-    };
-    Ok((value, row))
 }
 
 fn audit(now: DateTime<Utc>, kind: &str, subject: Option<&str>, client_id: &str) -> AuditEvent {
