@@ -22,6 +22,7 @@
 #   REDIS_URL  redis://127.0.0.1:6379
 #   IDP_BIN, LOADGEN_BIN            use these binaries instead of building
 #   LOADGEN_ARGS                    extra loadgen flags, e.g. "--rate 2000" (open loop)
+#   BENCH_ENV                       extra IDP_* settings for the server, e.g. "IDP_DB_POOL_SIZE=32"
 #   PEER       0                    1: also measure node-oidc-provider
 #   PEER_DIR   shared/peer-node-oidc-provider next to the repo (copied to target/peer)
 #   PEER_AT_FORMAT jwt              jwt|opaque access tokens on the peer
@@ -167,6 +168,8 @@ for backend in $BACKENDS; do
     # would otherwise (rightly) stop a flood of fresh sign-ins from one address.
     export IDP_LISTEN=127.0.0.1:$PORT IDP_ISSUER=http://127.0.0.1:$PORT IDP_DEV=true \
         IDP_DATA_DIR=$WORK/data IDP_LOG=warn IDP_LOCKOUT__IP_MAX_ATTEMPTS=1000000000
+    # Extra server settings for an experiment, e.g. BENCH_ENV="IDP_DB_POOL_SIZE=32".
+    for kv in ${BENCH_ENV:-}; do export "${kv?}"; done
     case "$backend" in
         sqlite)
             export IDP_DATABASE_URL="sqlite://$WORK/propusk.db"

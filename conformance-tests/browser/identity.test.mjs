@@ -53,6 +53,28 @@ idpTest('registration, profile with documents, withheld consent line, level page
   await assertPageHygiene(page, resp, 'profile page');
   assert.equal(await page.locator('#account-level').getAttribute('data-level'), 'simplified');
 
+  // A mobile phone added on the profile: a code to the new number, saved after it.
+  await page.getByLabel('Мобильный телефон: Новое значение').fill('+7 900 555-02-02');
+  [resp] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/account/profile/contact'),
+    page.locator('form.contact-edit[data-kind="mobile"] button').click(),
+  ]);
+  await assertPageHygiene(page, resp, 'profile page with the contact code form');
+  let contactCode = null;
+  await waitFor(async () => {
+    const body = await (await fetch(idp.url('/dev/mailbox'))).text();
+    const m = body.match(/привязки контакта[^:]*: (\d{6})/);
+    contactCode = m ? m[1] : null;
+    return contactCode !== null;
+  }, 'the contact code in the dev mailbox', 15_000, 200);
+  await page.locator('#contact-code-input').fill(contactCode);
+  const savedGet = page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/account/profile');
+  await page.locator('#contact-code button').click();
+  resp = await savedGet;
+  await assertPageHygiene(page, resp, 'profile page, contact saved');
+  assert.equal(await page.locator('[data-notice]').getAttribute('data-notice'), 'contact_changed');
+  assert.match(await page.locator('[data-contact="mobile"]').innerText(), /\+79005550202/);
+
   // Documents through the form: a wrong division code first, then right.
   const fill = async (division) => {
     await page.getByLabel('Место рождения').fill('г. Великий Новгород');

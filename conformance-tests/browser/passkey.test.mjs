@@ -4,7 +4,9 @@
 // -> code -> token, whose ID token says acr 3 and amr hwk/user/mfa: once by autofill
 // (conditional UI; Chromium's virtual authenticator answers it by itself) and once by the
 // passkey button. The app QR code page. And a security key as the second factor after the
-// password (acr 2, amr pwd/hwk/mfa).
+// password (acr 2, amr pwd/hwk/mfa). A portal that needs acr 3: a password session steps up
+// with the passkey (amr pwd/hwk/user/mfa); without a passkey the page that explains it, and
+// its button back to the portal (access_denied).
 //
 // WebAuthn does not accept IP addresses as relying-party ids: in dev mode the server's
 // relying party for an issuer on 127.0.0.1 is `localhost`, so the pages are opened at
@@ -207,3 +209,69 @@ idpTest('security key: enrolled on the security page, asked after the password (
   assert.deepEqual(claims.amr, ['pwd', 'hwk', 'mfa']);
   watcher.assertClean('security key as the second factor');
 });
+
+idpTest('acr 3: a session signed in with the password steps up with the passkey', getBrowser, async ({ idp, rp, context, page, watcher, backend }) => {
+  await virtualAuthenticator(context, page);
+  await openSecurityPage(idp, page);
+  await enrol(page, '#add-passkey');
+
+  // The same browser (a session at acr 1), a portal that needs acr 3: the passkey page,
+  // no password again.
+  const req = authRequest(idp, idp.client, { acr_values: 'urn:propusk:acr:3' });
+  await rp.follow(page, local(req.url));
+  await page.waitForURL((u) => u.pathname === '/login/passkey-step-up');
+  const resp = await page.reload();
+  await assertPageHygiene(page, resp, 'passkey step-up page');
+  const button = page.locator('#passkey-step-up');
+  await button.waitFor({ state: 'visible' });
+  await screenshot(page, `passkey-step-up-${backend}`);
+  await button.click();
+  const code = await backAtRp(page, rp);
+  const claims = await claimsOf(idp, req, code);
+  assert.equal(claims.acr, 'urn:propusk:acr:3', `acr: ${claims.acr}`);
+  assert.deepEqual(claims.amr, ['pwd', 'hwk', 'user', 'mfa']);
+  watcher.assertClean('passkey step-up');
+});
+
+idpTest('acr 3 without a passkey: the page explains, its button returns access_denied', getBrowser, async ({ idp, rp, page, watcher, backend }) => {
+  const req = authRequest(idp, idp.client, { acr_values: 'urn:propusk:acr:3' });
+  await rp.follow(page, req.url);
+  await page.waitForURL((u) => u.pathname === '/login');
+  // The login page leads with the passkey.
+  assert.match(await page.locator('#passkey-required').innerText(), /ключом доступа/);
+  await submitLogin(page, idp.user.login, idp.user.password);
+  await page.waitForURL((u) => u.pathname === '/login/passkey-needed');
+  const resp = await page.reload();
+  await assertPageHygiene(page, resp, 'passkey needed page');
+  const text = await page.locator('main').innerText();
+  assert.match(text, /Как добавить ключ доступа/, text);
+  await screenshot(page, `passkey-needed-${backend}`);
+  await Promise.all([
+    page.waitForURL((u) => u.href.startsWith(rp.redirectUri)),
+    page.getByRole('button', { name: 'Вернуться на портал' }).click(),
+  ]);
+  const back = new URL(page.url());
+  assert.equal(back.searchParams.get('error'), 'access_denied', back.href);
+  assert.equal(back.searchParams.get('state'), req.state);
+  watcher.assertClean('passkey needed');
+});
+
+idpTest('a flood of passkey requests: the page says so (429)', getBrowser, async ({ idp, rp, page, watcher }) => {
+  const req = authRequest(idp, idp.client);
+  await rp.follow(page, local(req.url));
+  await page.waitForURL((u) => u.pathname === '/login');
+  const button = page.locator('#passkey-signin');
+  await button.waitFor({ state: 'visible' });
+  const [start] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/login/passkey/start' && r.request().method() === 'POST'),
+    button.click(),
+  ]);
+  assert.equal(start.status(), 429);
+  const alert = page.locator('#passkey-form [role="alert"]');
+  await alert.waitFor({ state: 'visible' });
+  assert.match(await alert.innerText(), /Слишком много запросов ключа доступа/);
+  assert.equal(new URL(page.url()).pathname, '/login', 'the page stays');
+  // The refused starts themselves are the only problems the browser reports.
+  const unexpected = watcher.problems().filter((p) => !p.includes('/login/passkey/start'));
+  assert.deepEqual(unexpected, [], unexpected.join('\n'));
+}, { extraEnv: { IDP_LOCKOUT__CEREMONY_IP_MAX: '0' } });

@@ -20,6 +20,9 @@ mod basic;
 #[path = "conformance/config.rs"]
 mod config;
 
+#[path = "conformance/confirmation.rs"]
+mod confirmation;
+
 #[path = "conformance/logout.rs"]
 mod logout;
 
@@ -52,3 +55,6 @@ mod recovery;
 
 #[path = "conformance/identity.rs"]
 mod identity;
+
+#[path = "conformance/push.rs"]
+mod push;

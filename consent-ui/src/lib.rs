@@ -9,16 +9,20 @@
 
 use askama::Template;
 
+mod certificate;
 mod identity;
 mod recovery;
 mod second_factor;
 mod security;
+mod step_up;
 mod texts;
 
+pub use certificate::{certificate_problem, CertificatePage, CertificateState};
 pub use identity::{
-    identity_error, level_name, mismatch_text, password_problems_text, register_error,
-    AccountStatusPage, ConsentExtra, LevelPage, ProfilePage, RegisterPage, RegisterStep,
-    VerificationView, WithheldScope,
+    identity_error, level_name, mismatch_text, password_problems_text, profile_edit_error,
+    register_error, AccountStatusPage, ActivatePage, AddressView, CodeView, ConsentExtra,
+    ContactView, LevelPage, ProfilePage, RegisterPage, RegisterStep, VerificationView,
+    WithheldScope,
 };
 pub use recovery::{
     Forgot, ForgotError, ForgotPage, ForgotStep, Notice, NoticePage, PasswordPage, PasswordProblem,
@@ -29,6 +33,7 @@ pub use security::{
     problem_text, Confirm, FactorKind, FactorRow, RecoveryCodesPage, SecurityNotice, SecurityPage,
     TotpEnrolPage, WebauthnProblem,
 };
+pub use step_up::{PasskeyNeededPage, PasskeyStepUpPage};
 pub use texts::scope_description;
 
 /// Language of a page.
@@ -236,10 +241,22 @@ struct LoginTemplate<'a> {
     focus_password: bool,
     /// `PasswordReset` is good news: shown as a notice, not an alert.
     notice: bool,
+    /// The portal needs a passkey: this note, and the passkey before the password.
+    passkey_first: Option<&'static str>,
 }
 
 impl LoginPage<'_> {
     pub fn render(&self) -> String {
+        self.render_inner(false)
+    }
+
+    /// The page for a portal that needs a passkey sign-in: it says so, and offers the
+    /// passkey first (the password form follows).
+    pub fn render_passkey_first(&self) -> String {
+        self.render_inner(true)
+    }
+
+    fn render_inner(&self, passkey_first: bool) -> String {
         let t = texts::login_texts(self.lang);
         let identifier = self.identifier.unwrap_or_default();
         let template = LoginTemplate {
@@ -253,6 +270,7 @@ impl LoginPage<'_> {
             error: self.error.map(|e| texts::login_error(e, self.lang)),
             focus_password: !identifier.is_empty(),
             notice: self.error == Some(LoginError::PasswordReset),
+            passkey_first: passkey_first.then(|| step_up::passkey_first_note(self.lang)),
         };
         render_or_fallback(&template, self.lang)
     }

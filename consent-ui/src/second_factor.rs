@@ -20,6 +20,8 @@ pub enum Factor {
     Email,
     /// A security key (WebAuthn): a button, not a code (`/static/webauthn.js`).
     SecurityKey,
+    /// A one-time code by push to the person's registered mobile app.
+    Push,
 }
 
 impl Factor {
@@ -32,12 +34,16 @@ impl Factor {
             Factor::Voice => "voice",
             Factor::Email => "email",
             Factor::SecurityKey => "security_key",
+            Factor::Push => "push",
         }
     }
 
     /// Whether the code of this factor is sent to the person (asked for first).
     pub fn is_sent(self) -> bool {
-        matches!(self, Factor::Sms | Factor::Voice | Factor::Email)
+        matches!(
+            self,
+            Factor::Sms | Factor::Voice | Factor::Email | Factor::Push
+        )
     }
 
     /// The factor named by a form value.
@@ -48,6 +54,7 @@ impl Factor {
             "sms" => Some(Factor::Sms),
             "voice" => Some(Factor::Voice),
             "email" => Some(Factor::Email),
+            "push" => Some(Factor::Push),
             _ => None,
         }
     }
@@ -66,6 +73,8 @@ impl Factor {
             (Factor::Email, Lang::En) => "Code by e-mail",
             (Factor::SecurityKey, Lang::Ru) => "Подтвердить аппаратным ключом",
             (Factor::SecurityKey, Lang::En) => "Confirm with a security key",
+            (Factor::Push, Lang::Ru) => "Код в приложении Пропуск",
+            (Factor::Push, Lang::En) => "Code in the Propusk app",
         }
     }
 
@@ -75,6 +84,8 @@ impl Factor {
             (Factor::Voice, Lang::En) => "Call me with a code",
             (Factor::Email, Lang::Ru) => "Отправить код на почту",
             (Factor::Email, Lang::En) => "E-mail me a code",
+            (Factor::Push, Lang::Ru) => "Отправить код в приложение",
+            (Factor::Push, Lang::En) => "Send a code to the app",
             (_, Lang::Ru) => "Отправить код по SMS",
             (_, Lang::En) => "Text me a code",
         }
@@ -331,10 +342,11 @@ mod tests {
             Factor::Sms,
             Factor::Voice,
             Factor::Email,
+            Factor::Push,
         ] {
             assert_eq!(Factor::from_value(f.value()), Some(f));
         }
-        assert_eq!(Factor::from_value("push"), None);
+        assert_eq!(Factor::from_value("pigeon"), None);
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum FactorKind {
     RecoveryCodes,
     Passkey,
     SecurityKey,
+    /// The Propusk mobile app on a phone, registered for codes by push.
+    PushDevice,
 }
 
 impl FactorKind {
@@ -78,6 +80,8 @@ impl FactorKind {
             (FactorKind::Passkey, Lang::En) => "Passkey (biometrics)",
             (FactorKind::SecurityKey, Lang::Ru) => "Аппаратный ключ",
             (FactorKind::SecurityKey, Lang::En) => "Security key",
+            (FactorKind::PushDevice, Lang::Ru) => "Приложение Пропуск (коды для входа)",
+            (FactorKind::PushDevice, Lang::En) => "Propusk app (sign-in codes)",
         }
     }
 }
@@ -481,6 +485,37 @@ mod tests {
         assert!(locked.contains("Confirm it is you"));
         assert!(locked.contains("name=\"password\""));
         assert!(!locked.contains("Remove"));
+    }
+
+    #[test]
+    fn push_devices_are_listed_with_their_last_use() {
+        let rows = [FactorRow {
+            kind: FactorKind::PushDevice,
+            name: "iPhone",
+            added: "23.11.2026 10:00",
+            last_used: Some("23.11.2026 11:00"),
+            remove: "push:d1",
+        }];
+        for (lang, label) in [
+            (Lang::Ru, "Приложение Пропуск (коды для входа)"),
+            (Lang::En, "Propusk app (sign-in codes)"),
+        ] {
+            let html = SecurityPage {
+                lang,
+                csrf: "c",
+                user: "u",
+                factors: &rows,
+                elevated: true,
+                confirm: Confirm::Code,
+                notice: None,
+            }
+            .render();
+            assert!(html.contains(label), "{html}");
+            assert!(html.contains("value=\"push:d1\""));
+            assert!(html.contains("23.11.2026 11:00"));
+        }
+        assert_eq!(crate::Factor::from_value("push"), Some(crate::Factor::Push));
+        assert!(crate::Factor::Push.is_sent());
     }
 
     #[test]

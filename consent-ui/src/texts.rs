@@ -194,6 +194,10 @@ pub fn scope_description(scope: &str, lang: Lang) -> Option<&'static str> {
         "foreign_passport_doc" => ("Заграничный паспорт", "Foreign travel passport"),
         "military_doc" => ("Военный билет", "Military ID"),
         "birth_cert_doc" => ("Свидетельство о рождении", "Birth certificate"),
+        "propusk:push" => (
+            "Получение кодов для входа в этом приложении",
+            "Receiving sign-in codes in this app",
+        ),
         _ => return None,
     };
     Some(match lang {

@@ -128,11 +128,32 @@
       body: body.toString(),
       credentials: "same-origin"
     }).then(function (r) {
+      if (r.status === 429) {
+        // Too many key requests: the server's message, in the page's language.
+        return r.json().then(function (body) {
+          var e = new Error(body.error_description || "");
+          e.name = "TooManyRequests";
+          throw e;
+        });
+      }
       if (!r.ok) {
         throw new Error("start " + r.status);
       }
       return r.json();
     });
+  }
+
+  // Shows `text` in the form as an alert (no new ceremony will help for a while).
+  function showAlert(form, text) {
+    var p = form.querySelector("p[data-webauthn-alert]");
+    if (!p) {
+      p = document.createElement("p");
+      p.className = "alert";
+      p.setAttribute("role", "alert");
+      p.setAttribute("data-webauthn-alert", "");
+      form.insertBefore(p, form.firstChild);
+    }
+    p.textContent = text;
   }
 
   function finish(form, ceremony, credentialJson) {
@@ -185,6 +206,10 @@
       })
       .catch(function (err) {
         busy = false;
+        if (err && err.name === "TooManyRequests" && err.message) {
+          showAlert(form, err.message);
+          return;
+        }
         fail(form, err);
       });
   }

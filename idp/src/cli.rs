@@ -11,14 +11,17 @@ use idp::domain::{Client, ClientAuthMethod, GrantType, Profile, Subject};
 use idp::startup::{self, BoxError};
 use idp::store::{ClientStore, StoreError, SubjectStore};
 
+// Parsed once per command line; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum ClientAction {
     /// Register a relying portal; prints its id and (once) its secret.
     Add {
         #[arg(long)]
         name: String,
-        /// Redirect URI (repeat for several); compared exactly.
-        #[arg(long = "redirect-uri", required = true)]
+        /// Redirect URI (repeat for several); compared exactly. Needed for the
+        /// authorization_code grant; a client-credentials-only client has none.
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
@@ -46,6 +49,10 @@ pub enum ClientAction {
         /// (`esia_signature`) on the `/aas/oauth2/*` paths.
         #[arg(long)]
         esia_certificate: Option<std::path::PathBuf>,
+        /// The weakest sign-in the client accepts: urn:propusk:acr:2 (two factors) or
+        /// urn:propusk:acr:3 (passkey); weaker requests step up.
+        #[arg(long)]
+        min_acr: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +69,12 @@ pub enum ClientAction {
         #[arg(long)]
         level: String,
     },
+    /// The weakest sign-in the client accepts (issue 4): an acr URN, or `none`.
+    SetMinAcr {
+        client_id: String,
+        #[arg(long)]
+        acr: String,
+    },
 }
 
 // Parsed once per command line; boxing the large variant would buy nothing.
@@ -73,8 +86,9 @@ pub enum UserAction {
         /// Sign-in identifier: e-mail or phone.
         #[arg(long)]
         login: String,
+        /// Required unless --pending.
         #[arg(long)]
-        password: String,
+        password: Option<String>,
         #[arg(long)]
         given_name: Option<String>,
         #[arg(long)]
@@ -96,6 +110,10 @@ pub enum UserAction {
         /// The password is temporary: the first sign-in must replace it.
         #[arg(long)]
         temporary: bool,
+        /// Create the account for a citizen who activates it at /activate (a code to the
+        /// phone or e-mail on file, then their own password); no --password.
+        #[arg(long, conflicts_with_all = ["password", "temporary"])]
+        pending: bool,
         #[arg(long)]
         json: bool,
     },
@@ -133,6 +151,22 @@ pub enum UserAction {
     RecoveryCodes {
         #[arg(long)]
         login: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a push device (the Propusk mobile app) for sign-in codes by push; the app
+    /// itself uses `POST /account/push-devices`.
+    AddPushDevice {
+        #[arg(long)]
+        login: String,
+        /// android, ios or huawei.
+        #[arg(long)]
+        platform: String,
+        /// The device token of the push service.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        name: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +211,22 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     pub jwks: Option<serde_json::Value>,
     pub id_token_alg: Option<String>,
+    pub min_acr: Option<String>,
+}
+
+/// An acr value this provider knows (`acr_values_supported`), for a client's minimum.
+fn min_acr(a: &str) -> Result<&'static str, BoxError> {
+    idp::authn::ACR_VALUES
+        .iter()
+        .find(|v| **v == a)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "acr `{a}` is not one of {}",
+                idp::authn::ACR_VALUES.join(", ")
+            )
+            .into()
+        })
 }
 
 /// Validates and builds a client; returns it with its secret (when it has one).
@@ -194,6 +244,9 @@ pub fn build_client(n: NewClient) -> Result<(Client, Option<String>), BoxError> 
     };
     for g in &names {
         grant_types.push(GrantType::parse(g).ok_or_else(|| format!("unknown grant type `{g}`"))?);
+    }
+    if n.redirect_uris.is_empty() && grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err("--redirect-uri is required for the authorization_code grant".into());
     }
     for u in n.redirect_uris.iter().chain(&n.post_logout_redirect_uris) {
         let parsed = url::Url::parse(u).map_err(|e| format!("redirect URI `{u}`: {e}"))?;
@@ -230,6 +283,12 @@ pub fn build_client(n: NewClient) -> Result<(Client, Option<String>), BoxError> 
         jwks: n.jwks,
         id_token_alg: n.id_token_alg,
         created_at: chrono::Utc::now(),
+        min_acr: n
+            .min_acr
+            .as_deref()
+            .map(min_acr)
+            .transpose()?
+            .map(str::to_string),
     };
     Ok((client, secret))
 }
@@ -249,6 +308,7 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
             jwks,
             id,
             esia_certificate,
+            min_acr,
             json,
         } => {
             // ESIA clients sign their parameters: no secret, their own auth method.
@@ -285,6 +345,7 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
                 scopes,
                 jwks,
                 id_token_alg,
+                min_acr,
             })?;
             match store.insert_client(&client) {
                 Err(StoreError::Conflict) => {
@@ -343,6 +404,16 @@ pub fn clients(config: Option<&Path>, action: ClientAction) -> Result<(), BoxErr
         }
         ClientAction::SetMinLevel { client_id, level } => {
             crate::identity_cli::set_client_min_level(&store, &client_id, &level)?
+        }
+        ClientAction::SetMinAcr { client_id, acr } => {
+            let acr = match acr.as_str() {
+                "none" => None,
+                a => Some(min_acr(a)?),
+            };
+            if !store.set_client_min_acr(&client_id, acr)? {
+                return Err(format!("no client `{client_id}`").into());
+            }
+            println!("{client_id}: min_acr = {}", acr.unwrap_or("none"));
         }
     }
     Ok(())
@@ -420,6 +491,7 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
             gender,
             address,
             temporary,
+            pending,
             json,
         } => {
             let profile = Profile {
@@ -435,15 +507,19 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
                 address,
                 locale: None,
             };
-            let s = create_user(
-                &cfg,
-                &store,
-                NewUser {
-                    login,
-                    password,
-                    profile,
-                },
-            )?;
+            let s = match (pending, password) {
+                (true, _) => crate::identity_cli::add_pending(&cfg, &store, &login, profile)?,
+                (false, Some(password)) => create_user(
+                    &cfg,
+                    &store,
+                    NewUser {
+                        login,
+                        password,
+                        profile,
+                    },
+                )?,
+                (false, None) => return Err("--password is required (or --pending)".into()),
+            };
             if temporary {
                 crate::password_cli::mark_temporary(&store, &s)?;
             }
@@ -470,6 +546,20 @@ pub fn users(config: Option<&Path>, action: UserAction) -> Result<(), BoxError> 
         UserAction::RecoveryCodes { login, json } => {
             crate::factors_cli::recovery_codes(&store, &login, json)?
         }
+        UserAction::AddPushDevice {
+            login,
+            platform,
+            token,
+            name,
+            json,
+        } => crate::push_cli::add_push_device(
+            &store,
+            &login,
+            &platform,
+            &token,
+            name.as_deref(),
+            json,
+        )?,
         UserAction::Person(a) => crate::identity_cli::run(&store, a)?,
         UserAction::List { json } => {
             let list = store.list_subjects()?;

@@ -60,6 +60,7 @@ pub fn seed(cfg: &Config, store: &SqlStore) -> Result<DemoNote, BoxError> {
             scopes: vec![],
             jwks: None,
             id_token_alg: None,
+            min_acr: None,
         })?;
         client.secret_hash = Some(keys::sha256_b64url(DEMO_SECRET.as_bytes()));
         store.insert_client(&client)?;

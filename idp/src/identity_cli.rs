@@ -119,6 +119,63 @@ fn event(kind: &str, subject_id: &str, detail: serde_json::Value) -> AuditEvent 
     }
 }
 
+/// `idp users add --pending`: an account an operator creates for a citizen (at a service
+/// centre, or by import) that stays `pending_confirmation` until the citizen activates it at
+/// `/activate` (a code to the contact on file, then a password of their own). It has no
+/// usable password until then (a random one nobody knows), its contacts are unconfirmed, and
+/// it cannot sign in or get tokens. The account, its status, history row and audit event
+/// are one transaction.
+pub fn add_pending(
+    cfg: &idp::config::Config,
+    store: &SqlStore,
+    login: &str,
+    mut profile: idp::domain::Profile,
+) -> Result<Subject, BoxError> {
+    use idp::domain::identifier::Identifier;
+    use idp::store::PersonEditStore;
+    let login = Identifier::parse(login).map_err(|e| {
+        format!(
+            "--login must be a phone, e-mail, SNILS or INN ({})",
+            e.code()
+        )
+    })?;
+    let login = login.as_str().to_string();
+    // The contacts are confirmed by the activation code, not by the operator.
+    profile.email_verified = false;
+    profile.phone_number_verified = false;
+    let now = SystemClock.now();
+    let mut subject = Subject {
+        id: uuid::Uuid::new_v4().to_string(),
+        oid: 0,
+        login,
+        // A real hash of a random secret: a sign-in attempt costs the same as for any account.
+        password_hash: idp::authn::password::PasswordHasher::new(&cfg.password)?
+            .hash_blocking(&keys::random_token(32)?)?,
+        profile,
+        created_at: now,
+        updated_at: now,
+    };
+    if subject.activation_contact().is_none() {
+        return Err(
+            "a pending account needs a phone or e-mail to send the activation code to \
+             (as --login, --phone or --email)"
+                .into(),
+        );
+    }
+    let e = event(
+        "user.created_pending",
+        &subject.id,
+        serde_json::json!({ "by": "cli" }),
+    );
+    subject.oid = match store.insert_pending_subject(&subject, &e) {
+        Err(StoreError::Conflict) => {
+            return Err(format!("an account with login `{}` already exists", subject.login).into())
+        }
+        other => other?,
+    };
+    Ok(subject)
+}
+
 pub fn run(store: &SqlStore, action: PersonAction) -> Result<(), BoxError> {
     match action {
         PersonAction::Confirm {

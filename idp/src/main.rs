@@ -11,6 +11,7 @@ mod factors_cli;
 mod identity_cli;
 mod keys_cli;
 mod password_cli;
+mod push_cli;
 
 #[derive(Parser)]
 #[command(name = "idp", version, about = "Propusk identity provider")]

@@ -46,7 +46,12 @@ pub fn open_keyring(
 }
 
 pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = if cfg.danger_test_clock {
+        tracing::error!("danger_test_clock is on: anyone can move this server's clock forward");
+        Arc::new(crate::clock::OffsetClock::default())
+    } else {
+        Arc::new(SystemClock)
+    };
     let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
         Some(url) => Arc::new(RedisEphemeral::connect(url, &cfg.redis_prefix).await?),
         None => Arc::new(MemoryEphemeral::new(clock.clone())),

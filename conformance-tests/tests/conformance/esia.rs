@@ -1029,3 +1029,55 @@ async fn esia_prns_person_data_of_a_confirmed_account() {
     })
     .await;
 }
+
+/// Refused consent on an ESIA authorization comes back in the ESIA shape (ESIA-007004, the
+/// state echoed); an ESIA access token reads /userinfo for its own person, its `?oid=`-bound
+/// scopes understood (issue 5).
+#[tokio::test]
+async fn esia_consent_refusal_and_userinfo_with_bound_scopes() {
+    for_each_backend_with(&[("IDP_ESIA__ISSUER", ESIA_ISSUER)], |idp| async move {
+        let signer = Signer::new(KeyKind::Rsa, "esia-portal-deny");
+        let client_id = register(&idp, &signer).await;
+        let oid = user_oid(&idp).await;
+        let scope = "openid fullname";
+        let ac = Ac::legacy(&client_id, &signer, scope, &timestamp(0));
+        let browser = Browser::new(&idp);
+        let page = browser.navigate(&ac.url(&idp, "/aas/oauth2/ac")).await;
+        let page = browser
+            .submit_login(&page, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(page.is_consent_page(), "{}", page.describe());
+        let page = browser.consent(page, "deny").await;
+        assert_esia_redirect(&page, &ac, "ESIA-007004");
+        let cb = redirect_to(&page, REDIRECT_URI);
+        assert_eq!(cb.get("error"), Some("access_denied"));
+        let audit = idp
+            .sql("SELECT detail FROM audit_events WHERE kind = 'esia.request_refused' ORDER BY id");
+        assert!(audit.contains("ESIA-007004"), "{audit}");
+
+        // Allowed this time: the ESIA token's `fullname?oid=<oid>` releases the name at
+        // /userinfo (the token names this very person).
+        let ac = Ac::legacy(&client_id, &signer, scope, &timestamp(0));
+        let page = browser.navigate(&ac.url(&idp, "/aas/oauth2/ac")).await;
+        let page = if page.is_consent_page() {
+            browser.consent(page, "allow").await
+        } else {
+            page
+        };
+        let code = redirect_to(&page, REDIRECT_URI).code().to_string();
+        let (form, _) = te_form(&client_id, &signer, false, scope, &timestamp(0), &code, "");
+        let r = post(&idp, "/aas/oauth2/te", &form).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let access = r.json()["access_token"].as_str().unwrap().to_string();
+        assert_eq!(
+            jwt_parts(&access).1["scope"],
+            format!("openid fullname?oid={oid}")
+        );
+        let u = idp.userinfo_get(&access).await;
+        assert_eq!(u.status, 200, "{}", u.body);
+        let j = u.json();
+        assert_eq!(j["family_name"], FAMILY_NAME, "{j}");
+        assert!(j.get("email").is_none(), "no email scope: {j}");
+    })
+    .await;
+}

@@ -119,7 +119,8 @@ fn identity_fields(snils: &str) -> Vec<(&'static str, String)> {
 async fn submit_identity(b: &Browser, idp: &Idp, fields: &[(&str, String)]) -> Page {
     let profile = b.navigate(&idp.url("/account/profile")).await;
     assert_eq!(profile.status, 200, "{}", profile.describe());
-    let mut f = profile.hidden_inputs();
+    // The page has several forms; the identity form's only hidden field is the CSRF token.
+    let mut f = vec![("csrf".to_string(), profile.hidden("csrf").expect("csrf"))];
     for (k, v) in fields {
         f.push((k.to_string(), v.clone()));
     }
@@ -612,6 +613,411 @@ async fn identity_blocked_user_is_refused_and_its_tokens_stop() {
         let r = idp.refresh(&idp.client, &refresh).await;
         r.assert_oauth_error("refresh after unblock", 400, "invalid_grant");
         let _ = redirect_to;
+    })
+    .await;
+}
+
+/// The newest message of the dev mailbox to `to` that contains `needle`, waiting for it.
+async fn message_to(idp: &Idp, to: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let texts = super::otp::mailbox_texts(idp, to).await;
+        if let Some(t) = texts.iter().find(|t| t.contains(needle)) {
+            return t.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no message to {to} with {needle:?}: {texts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Asks for a contact change on the profile page; returns the code page.
+async fn change_contact(b: &Browser, idp: &Idp, kind: &str, value: &str) -> Page {
+    let profile = b.navigate(&idp.url("/account/profile")).await;
+    assert_eq!(profile.status, 200, "{}", profile.describe());
+    let csrf = profile.hidden("csrf").expect("csrf");
+    b.post_form(
+        "/account/profile/contact",
+        &pairs(&[("csrf", &csrf), ("kind", kind), ("value", value)]),
+    )
+    .await
+}
+
+async fn confirm_contact(b: &Browser, code_page: &Page, code: &str) -> Page {
+    let csrf = code_page.hidden("csrf").expect("csrf");
+    let change = code_page.hidden("change").expect("the change id");
+    b.post_form(
+        "/account/profile/contact/confirm",
+        &pairs(&[("csrf", &csrf), ("change", &change), ("code", code)]),
+    )
+    .await
+}
+
+/// Signs in at the client in a fresh browser; true if the portal got a code.
+async fn signs_in(idp: &Idp, login: &str, password: &str) -> bool {
+    let b = Browser::new(idp);
+    let a = Authz::new(&idp.client);
+    let page = b.authorize(idp, &a).await;
+    let next = b.sign_in(page, login, password).await;
+    next.is_redirect()
+        && next
+            .location()
+            .is_some_and(|l| l.as_str().starts_with(a.redirect_uri()))
+}
+
+const CODE_MARKER: &str = "Код для привязки контакта";
+
+#[tokio::test]
+async fn identity_contact_change_needs_the_code_and_moves_sign_in() {
+    for_each_backend_with(ENV, |idp| async move {
+        let b = Browser::new(&idp);
+        register(&idp, &b).await;
+        let old = "anna@example.ru";
+        let new = "anna.new@example.ru";
+
+        // A code goes to the NEW address; a wrong code saves nothing.
+        let code_page = change_contact(&b, &idp, "email", new).await;
+        assert_eq!(code_page.status, 200, "{}", code_page.describe());
+        assert!(
+            code_page.body.contains("id=\"contact-code\""),
+            "{}",
+            code_page.describe()
+        );
+        let wrong = confirm_contact(&b, &code_page, "000000").await;
+        assert_eq!(wrong.status, 400, "{}", wrong.describe());
+        assert!(wrong.body.contains("data-error=\"wrong_code\""));
+        assert!(signs_in(&idp, old, PASSWORD).await, "nothing changed yet");
+        assert!(!signs_in(&idp, new, PASSWORD).await);
+
+        let text = message_to(&idp, new, CODE_MARKER).await;
+        let code = super::otp::code_in(&text).unwrap();
+        let done = confirm_contact(&b, &code_page, &code).await;
+        assert_eq!(done.status, 303, "{}", done.describe());
+        let profile = b.follow(done).await;
+        assert!(
+            profile.body.contains("data-notice=\"contact_changed\""),
+            "{}",
+            profile.describe()
+        );
+        assert!(profile.body.contains(new), "{}", profile.describe());
+        // The old address is told; the new one signs in, the old one no longer does.
+        message_to(&idp, old, "изменён").await;
+        assert!(
+            signs_in(&idp, new, PASSWORD).await,
+            "the new e-mail signs in"
+        );
+        assert!(
+            !signs_in(&idp, old, PASSWORD).await,
+            "the old e-mail does not"
+        );
+        // The same code again: spent.
+        let again = confirm_contact(&b, &code_page, &code).await;
+        assert_eq!(again.status, 400, "{}", again.describe());
+
+        // A mobile phone added the same way signs in too.
+        let phone = "+79005550101";
+        let code_page = change_contact(&b, &idp, "mobile", "8 900 555-01-01").await;
+        let code = super::otp::code_in(&message_to(&idp, phone, CODE_MARKER).await).unwrap();
+        assert_eq!(confirm_contact(&b, &code_page, &code).await.status, 303);
+        assert!(
+            signs_in(&idp, phone, PASSWORD).await,
+            "the added phone signs in"
+        );
+
+        // Another account cannot take it: told only after the code (control proven).
+        let other = Browser::new(&idp);
+        let a = Authz::new(&idp.client);
+        let page = other.authorize(&idp, &a).await;
+        other
+            .sign_in(page, &idp.user.login, &idp.user.password)
+            .await;
+        let seen = super::otp::codes_sent(&idp, phone).await;
+        let code_page = change_contact(&other, &idp, "mobile", phone).await;
+        assert_eq!(code_page.status, 200, "{}", code_page.describe());
+        let code = super::otp::next_code(&idp, phone, seen).await;
+        let taken = confirm_contact(&other, &code_page, &code).await;
+        assert_eq!(taken.status, 400, "{}", taken.describe());
+        assert!(
+            taken.body.contains("data-error=\"contact_taken\""),
+            "{}",
+            taken.describe()
+        );
+        assert!(signs_in(&idp, phone, PASSWORD).await, "still Anna's");
+
+        // A malformed value is refused precisely; removing the phone works, the last
+        // contact cannot be removed.
+        let bad = change_contact(&b, &idp, "mobile", "12345").await;
+        assert!(
+            bad.body.contains("data-error=\"bad_phone\""),
+            "{}",
+            bad.describe()
+        );
+        let csrf = b
+            .navigate(&idp.url("/account/profile"))
+            .await
+            .hidden("csrf")
+            .unwrap();
+        let removed = b
+            .post_form(
+                "/account/profile/contact/remove",
+                &pairs(&[("csrf", &csrf), ("kind", "mobile")]),
+            )
+            .await;
+        assert_eq!(removed.status, 303, "{}", removed.describe());
+        assert!(!signs_in(&idp, phone, PASSWORD).await, "the removed phone");
+        let last = b
+            .post_form(
+                "/account/profile/contact/remove",
+                &pairs(&[("csrf", &csrf), ("kind", "email")]),
+            )
+            .await;
+        assert!(
+            last.body.contains("data-error=\"last_contact\""),
+            "{}",
+            last.describe()
+        );
+
+        // Addresses: validated, saved, replaced, removed, with history.
+        let bad = b
+            .post_form(
+                "/account/profile/address",
+                &pairs(&[
+                    ("csrf", &csrf),
+                    ("address_kind", "registration"),
+                    ("formatted", "г. Москва, ул. Тверская, д. 1"),
+                    ("zip", "1250"),
+                ]),
+            )
+            .await;
+        assert!(
+            bad.body.contains("data-error=\"address_zip\""),
+            "{}",
+            bad.describe()
+        );
+        let saved = b
+            .post_form(
+                "/account/profile/address",
+                &pairs(&[
+                    ("csrf", &csrf),
+                    ("address_kind", "registration"),
+                    ("formatted", "г. Москва, ул. Тверская, д. 1"),
+                    ("zip", "125009"),
+                    ("country", "RUS"),
+                ]),
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.describe());
+        let profile = b.follow(saved).await;
+        assert!(
+            profile.body.contains("data-address=\"registration\"")
+                && profile.body.contains("ул. Тверская"),
+            "{}",
+            profile.describe()
+        );
+
+        let kinds = idp.audit_kinds();
+        for k in [
+            "profile.contact_code_sent",
+            "profile.contact_code_failure",
+            "profile.contact_changed",
+            "profile.contact_refused",
+            "profile.contact_removed",
+            "profile.address_refused",
+            "profile.address_saved",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+        }
+        let history = idp.sql("SELECT collection || ':' || action FROM person_history ORDER BY id");
+        assert!(history.contains("contact:changed"), "{history}");
+        assert!(history.contains("contact:added"), "{history}");
+        assert!(history.contains("contact:removed"), "{history}");
+        assert!(history.contains("address:added"), "{history}");
+    })
+    .await;
+}
+
+/// The code page of `/register` for `contact`, in a fresh browser.
+async fn registration_page(idp: &Idp, contact: &str) -> Page {
+    let b = Browser::new(idp);
+    let start = b.get(&idp.url("/register")).await;
+    b.post_form(
+        "/register",
+        &form(
+            &start,
+            &[
+                ("family_name", "Иванов"),
+                ("given_name", "Иван"),
+                ("contact", contact),
+            ],
+        ),
+    )
+    .await
+}
+
+/// The page without the values that differ on every request.
+fn normalised(page: &Page) -> String {
+    let mut body = page.body.clone();
+    for name in ["csrf", "reg"] {
+        if let Some(v) = page.hidden(name) {
+            body = body.replace(&v, "X");
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn identity_registration_does_not_reveal_a_taken_contact() {
+    for_each_backend_with(ENV, |idp| async move {
+        // idp.user has ivan@example.ru; ixxx@example.ru is free and masks the same way
+        // (`i***@example.ru`), so the pages can be compared byte for byte.
+        let taken = registration_page(&idp, EMAIL_TAKEN).await;
+        let free = registration_page(&idp, "ixxx@example.ru").await;
+        assert_eq!(taken.status, 200, "{}", taken.describe());
+        assert_eq!(free.status, 200, "{}", free.describe());
+        assert_eq!(
+            normalised(&taken),
+            normalised(&free),
+            "a taken and a free contact give the same page"
+        );
+        // The free contact got a code; the owner of the taken one got a notice, no code.
+        let code = message_to(&idp, "ixxx@example.ru", "регистрации").await;
+        assert!(super::otp::code_in(&code).is_some(), "{code}");
+        let notice = message_to(&idp, EMAIL_TAKEN, "пытался зарегистрироваться").await;
+        assert!(super::otp::code_in(&notice).is_none(), "no code: {notice}");
+        // No code completes the taken one.
+        let b = Browser::new(&idp);
+        let start = b.get(&idp.url("/register")).await;
+        let page = b
+            .post_form(
+                "/register",
+                &form(
+                    &start,
+                    &[
+                        ("family_name", "И"),
+                        ("given_name", "И"),
+                        ("contact", EMAIL_TAKEN),
+                    ],
+                ),
+            )
+            .await;
+        let wrong = b
+            .post_form("/register", &form(&page, &[("code", "123456")]))
+            .await;
+        assert!(
+            wrong.body.contains("data-error=\"wrong_code\""),
+            "{}",
+            wrong.describe()
+        );
+        assert!(
+            idp.audit_kinds().iter().any(|k| k == "register.refused"),
+            "the refusal is audited"
+        );
+    })
+    .await;
+}
+
+const EMAIL_TAKEN: &str = "ivan@example.ru";
+
+#[tokio::test]
+async fn identity_pending_account_is_activated_by_the_citizen() {
+    for_each_backend_with(ENV, |idp| async move {
+        let phone = "+79005550177";
+        let out = idp
+            .cli(&[
+                "users",
+                "add",
+                "--login",
+                phone,
+                "--family-name",
+                "Петрова",
+                "--given-name",
+                "Мария",
+                "--pending",
+                "--json",
+            ])
+            .await;
+        assert!(out.contains("\"sub\""), "{out}");
+        assert_eq!(show(&idp, phone).await["status"], "pending_confirmation");
+        // It cannot sign in (nobody knows its password).
+        assert!(!signs_in(&idp, phone, PASSWORD).await);
+
+        // /activate answers an unknown identifier exactly like the pending one.
+        let activate = |who: &'static str| {
+            let idp = &idp;
+            async move {
+                let b = Browser::new(idp);
+                let start = b.get(&idp.url("/activate")).await;
+                assert_eq!(start.status, 200, "{}", start.describe());
+                let page = b
+                    .post_form("/activate", &form(&start, &[("identifier", who)]))
+                    .await;
+                (b, page)
+            }
+        };
+        let (_, unknown) = activate("+79005550178").await;
+        let (b, known) = activate("+7 900 555-01-77").await;
+        assert_eq!(known.status, 200, "{}", known.describe());
+        assert_eq!(normalised(&known), normalised(&unknown));
+        assert!(super::otp::mailbox_texts(&idp, "+79005550178")
+            .await
+            .is_empty());
+        let code = super::otp::code_in(&message_to(&idp, phone, "активации").await).unwrap();
+        let wrong = b
+            .post_form("/activate", &form(&known, &[("code", "000000")]))
+            .await;
+        assert!(
+            wrong.body.contains("data-error=\"wrong_code\""),
+            "{}",
+            wrong.describe()
+        );
+        let pw = b
+            .post_form("/activate", &form(&known, &[("code", &code)]))
+            .await;
+        assert!(pw.body.contains("name=\"password2\""), "{}", pw.describe());
+        let done = b
+            .post_form(
+                "/activate",
+                &form(&pw, &[("password", PASSWORD), ("password2", PASSWORD)]),
+            )
+            .await;
+        let profile = b.follow(done).await;
+        assert_eq!(
+            profile.url.path(),
+            "/account/profile",
+            "{}",
+            profile.describe()
+        );
+        assert!(
+            profile.body.contains("data-status=\"active\""),
+            "{}",
+            profile.describe()
+        );
+        assert_eq!(show(&idp, phone).await["status"], "active");
+        assert!(signs_in(&idp, phone, PASSWORD).await, "active: signs in");
+        let kinds = idp.audit_kinds();
+        for k in [
+            "user.created_pending",
+            "activation.requested",
+            "user.activated",
+        ] {
+            assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+        }
+        // The form cannot be replayed.
+        let again = b
+            .post_form(
+                "/activate",
+                &form(&pw, &[("password", PASSWORD), ("password2", PASSWORD)]),
+            )
+            .await;
+        assert_eq!(again.status, 400, "{}", again.describe());
     })
     .await;
 }

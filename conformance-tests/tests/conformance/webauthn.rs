@@ -75,6 +75,8 @@ fn cose_key(point: &[u8]) -> Vec<u8> {
 
 const UP: u8 = 0x01;
 const UV: u8 = 0x04;
+/// Backup eligible and backed up: a passkey synced between devices (amr `swk`).
+const BE_BS: u8 = 0x08 | 0x10;
 const AT: u8 = 0x40;
 
 struct SoftKey {
@@ -83,6 +85,8 @@ struct SoftKey {
     cred_id: Vec<u8>,
     user_handle: Vec<u8>,
     rp_id: String,
+    /// Extra authenticator-data flags of every response (`BE_BS` for a synced passkey).
+    flags: u8,
 }
 
 /// What to get wrong in a response.
@@ -105,6 +109,11 @@ fn rp_hash(rp_id: &str) -> Vec<u8> {
 impl SoftKey {
     /// `navigator.credentials.create` for `options` (the server's `options`), at `origin`.
     fn register(options: &Value, origin: &str) -> (SoftKey, String) {
+        Self::register_with(options, origin, 0)
+    }
+
+    /// `register` with extra flags (`BE_BS`: a synced passkey).
+    fn register_with(options: &Value, origin: &str, flags: u8) -> (SoftKey, String) {
         let pk = &options["publicKey"];
         let rp_id = pk["rp"]["id"].as_str().unwrap().to_string();
         let challenge = pk["challenge"].as_str().unwrap();
@@ -116,7 +125,7 @@ impl SoftKey {
         let cred_id: Vec<u8> = (0..32).map(|_| rand_byte(&rng)).collect();
 
         let mut auth_data = rp_hash(&rp_id);
-        auth_data.push(UP | UV | AT);
+        auth_data.push(UP | UV | AT | flags);
         auth_data.extend(0u32.to_be_bytes());
         auth_data.extend([0u8; 16]); // aaguid
         auth_data.extend((cred_id.len() as u16).to_be_bytes());
@@ -146,6 +155,7 @@ impl SoftKey {
                 cred_id,
                 user_handle,
                 rp_id,
+                flags,
             },
             body.to_string(),
         )
@@ -158,7 +168,7 @@ impl SoftKey {
             .challenge
             .unwrap_or_else(|| pk["challenge"].as_str().unwrap());
         let mut auth_data = rp_hash(&self.rp_id);
-        auth_data.push(UP | UV);
+        auth_data.push(UP | UV | self.flags);
         auth_data.extend(counter.to_be_bytes());
         let cdj = client_data("webauthn.get", challenge, twist.origin.unwrap_or(origin));
         let mut signed = auth_data.clone();
@@ -193,6 +203,7 @@ impl SoftKey {
             cred_id: self.cred_id.clone(),
             user_handle: self.user_handle.clone(),
             rp_id: self.rp_id.clone(),
+            flags: self.flags,
         }
     }
 }
@@ -282,6 +293,18 @@ async fn security_page(idp: &Idp, b: &Browser) -> Page {
 
 /// Enrols a key of `kind` from the security page.
 async fn enrol(idp: &Idp, b: &Browser, page: &Page, kind: &str, name: &str) -> SoftKey {
+    enrol_with(idp, b, page, kind, name, 0).await
+}
+
+/// `enrol` of a key with extra authenticator flags (`BE_BS`: a synced passkey).
+async fn enrol_with(
+    idp: &Idp,
+    b: &Browser,
+    page: &Page,
+    kind: &str,
+    name: &str,
+    flags: u8,
+) -> SoftKey {
     let csrf = page.hidden("csrf").expect("csrf on the security page");
     let start = b
         .post_form(
@@ -296,7 +319,7 @@ async fn enrol(idp: &Idp, b: &Browser, page: &Page, kind: &str, name: &str) -> S
             "{start}"
         );
     }
-    let (key, body) = SoftKey::register(&start["options"], &origin(idp));
+    let (key, body) = SoftKey::register_with(&start["options"], &origin(idp), flags);
     let fin = form(&[
         ("csrf", &csrf),
         ("ceremony", start["ceremony"].as_str().unwrap()),
@@ -748,6 +771,444 @@ async fn webauthn_security_page_needs_session_and_confirmation() {
             )
             .await;
         assert_eq!(p.status, 400, "{}", p.describe());
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------ step-up to acr 3
+
+const ACR1: &str = "urn:propusk:acr:1";
+
+/// Follows consent (allowing) when it comes.
+async fn past_consent(b: &Browser, page: Page) -> Page {
+    if page.is_consent_page() {
+        b.consent(page, "allow").await
+    } else {
+        page
+    }
+}
+
+/// The step-up page: (tx, csrf), after checking it is that page.
+fn step_up_page(p: &Page) -> (String, String) {
+    assert_eq!(p.status, 200, "{}", p.describe());
+    // The page itself, or a refused finish rendered in place.
+    assert!(
+        p.url.path().starts_with("/login/passkey-step-up"),
+        "{}",
+        p.describe()
+    );
+    assert!(
+        p.body
+            .contains("data-start=\"/login/passkey-step-up/start\""),
+        "{}",
+        p.describe()
+    );
+    (p.hidden("tx").unwrap(), p.hidden("csrf").unwrap())
+}
+
+async fn step_up_start(b: &Browser, tx: &str, csrf: &str) -> (Value, String) {
+    let s = b
+        .post_form(
+            "/login/passkey-step-up/start",
+            &form(&[("tx", tx), ("csrf", csrf)]),
+        )
+        .await;
+    let s = json_of(&s);
+    (
+        s["options"].clone(),
+        s["ceremony"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn step_up_finish(b: &Browser, tx: &str, csrf: &str, cer: &str, cred: &str) -> Page {
+    let p = b
+        .post_form(
+            "/login/passkey-step-up/finish",
+            &form(&[
+                ("tx", tx),
+                ("csrf", csrf),
+                ("ceremony", cer),
+                ("credential", cred),
+            ]),
+        )
+        .await;
+    b.follow(p).await
+}
+
+#[tokio::test]
+async fn webauthn_acr3_steps_up_to_a_passkey() {
+    for_each_backend(|mut idp| async move {
+        let b = Browser::new(&idp);
+        let page = security_page(&idp, &b).await;
+        // A synced passkey (backup eligible): amr `swk`.
+        let key = enrol_with(&idp, &b, &page, "passkey", "Телефон", BE_BS).await;
+        let sk = enrol(&idp, &b, &page, "security_key", "YubiKey").await;
+        let o = origin(&idp);
+        let cred_id = B64.encode(&key.cred_id);
+
+        // A portal that needs acr 3: the sign-in page leads with the passkey.
+        let b2 = Browser::new(&idp);
+        let a = Authz::new(&idp.client).set("acr_values", ACR3);
+        let login = b2.authorize(&idp, &a).await;
+        assert!(login.is_login_page(), "{}", login.describe());
+        let (first, password) = (
+            login.body.find("id=\"passkey-form\"").unwrap(),
+            login.body.find("action=\"/login\"").unwrap(),
+        );
+        assert!(first < password, "passkey first: {}", login.describe());
+        assert!(login.body.contains("id=\"passkey-required\""));
+
+        // The password, then the passkey (not a second factor, although the person has one).
+        let p = b2
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        let (tx, csrf) = step_up_page(&p);
+        // The second-factor endpoints do not finish this sign-in.
+        let sf = b2
+            .navigate(&idp.url(&format!("/login/second-factor?tx={tx}")))
+            .await;
+        step_up_page(&sf);
+        let r = b2
+            .post_form(
+                "/login/security-key/start",
+                &form(&[("tx", &tx), ("csrf", &csrf)]),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.describe());
+        // No code is sent for it either: back to the passkey page.
+        let sent = b2
+            .post_form(
+                "/login/otp/send",
+                &form(&[("tx", &tx), ("csrf", &csrf), ("channel", "sms")]),
+            )
+            .await;
+        step_up_page(&b2.follow(sent).await);
+        let (opts, cer) = step_up_start(&b2, &tx, &csrf).await;
+        // Restricted to this person's passkeys.
+        let allowed = opts["publicKey"]["allowCredentials"].as_array().unwrap();
+        assert_eq!(allowed.len(), 1, "{opts}");
+        assert_eq!(allowed[0]["id"], cred_id.as_str(), "{opts}");
+        // The security key is not a passkey: refused, the page again with the reason.
+        let wrong = sk.assert(&opts, &o, 1, Twist::default());
+        let p = step_up_finish(&b2, &tx, &csrf, &cer, &wrong).await;
+        step_up_page(&p);
+        assert!(p.body.contains("role=\"alert\""), "{}", p.describe());
+        let (opts, cer) = step_up_start(&b2, &tx, &csrf).await;
+        let evil = key.assert(
+            &opts,
+            &o,
+            1,
+            Twist {
+                origin: Some("https://evil.example"),
+                ..Twist::default()
+            },
+        );
+        let p = step_up_finish(&b2, &tx, &csrf, &cer, &evil).await;
+        step_up_page(&p);
+        assert!(p.body.contains("другого сайта"), "{}", p.describe());
+        let (opts, cer) = step_up_start(&b2, &tx, &csrf).await;
+        let good = key.assert(&opts, &o, 1, Twist::default());
+        let p = past_consent(&b2, step_up_finish(&b2, &tx, &csrf, &cer, &good).await).await;
+        let cb = expect_callback(&idp, &p, &a);
+        let t = exchange(&idp, &idp.client, &a, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR3, "{}", t.claims);
+        assert_eq!(amr(&t.claims), ["pwd", "swk", "user", "mfa"]);
+
+        // A session at acr 2 (password + security key) and a request for acr 3.
+        let b3 = Browser::new(&idp);
+        let a2 = Authz::new(&idp.client).set("acr_values", ACR2);
+        let login = b3.authorize(&idp, &a2).await;
+        let p = b3
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        assert_eq!(p.url.path(), "/login/second-factor", "{}", p.describe());
+        let (tx2, csrf2) = (p.hidden("tx").unwrap(), p.hidden("csrf").unwrap());
+        let s = sk_start(&b3, &tx2, &csrf2).await;
+        let ok = sk.assert(&s["options"], &o, 2, Twist::default());
+        let p = past_consent(
+            &b3,
+            sk_finish(&b3, &tx2, &csrf2, s["ceremony"].as_str().unwrap(), &ok).await,
+        )
+        .await;
+        let cb = expect_callback(&idp, &p, &a2);
+        let t = exchange(&idp, &idp.client, &a2, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR2, "{}", t.claims);
+        // prompt=none cannot step up.
+        let none = Authz::new(&idp.client)
+            .set("acr_values", ACR3)
+            .set("prompt", "none");
+        let p = b3.authorize(&idp, &none).await;
+        super::browser::expect_error_redirect(&idp, &p, &none, "interaction_required");
+        // Otherwise the passkey, straight away (no password).
+        let a3 = Authz::new(&idp.client).set("acr_values", ACR3);
+        let p = b3.authorize(&idp, &a3).await;
+        let (tx3, csrf3) = step_up_page(&p);
+        let (opts, cer) = step_up_start(&b3, &tx3, &csrf3).await;
+        let good = key.assert(&opts, &o, 2, Twist::default());
+        let p = past_consent(&b3, step_up_finish(&b3, &tx3, &csrf3, &cer, &good).await).await;
+        let cb = expect_callback(&idp, &p, &a3);
+        let t = exchange(&idp, &idp.client, &a3, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR3, "{}", t.claims);
+        assert_eq!(amr(&t.claims), ["pwd", "hwk", "mfa", "swk", "user"]);
+        // The stepped-up session now serves acr 3 without asking.
+        let a4 = Authz::new(&idp.client).set("acr_values", ACR3);
+        let p = b3.authorize(&idp, &a4).await;
+        expect_callback(&idp, &p, &a4);
+
+        let kinds = idp.audit_kinds();
+        for k in ["login.passkey_step_up", "login.passkey_failure"] {
+            assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+        }
+        idp.assert_alive("passkey step-up").await;
+    })
+    .await;
+}
+
+/// The page that explains a missing passkey, then `access_denied` at the portal.
+async fn no_passkey_then_denied(idp: &Idp, b: &Browser, p: Page, a: &Authz) {
+    assert_eq!(p.status, 200, "{}", p.describe());
+    assert_eq!(p.url.path(), "/login/passkey-needed", "{}", p.describe());
+    for needle in [
+        "Нужен вход с ключом доступа",
+        "Как добавить ключ доступа",
+        "href=\"/account/security\"",
+        "Вернуться на портал",
+    ] {
+        assert!(p.body.contains(needle), "{needle:?}: {}", p.describe());
+    }
+    let r = b
+        .post_form("/login/passkey-needed", &p.hidden_inputs())
+        .await;
+    let cb = super::browser::expect_error_redirect(idp, &r, a, "access_denied");
+    assert!(
+        cb.get("error_description")
+            .is_some_and(|d| d.contains("passkey")),
+        "{}",
+        cb.url
+    );
+    // The transaction is over: the same button again is a readable page.
+    let again = b
+        .post_form("/login/passkey-needed", &p.hidden_inputs())
+        .await;
+    assert_eq!(again.status, 400, "{}", again.describe());
+}
+
+#[tokio::test]
+async fn webauthn_acr3_without_a_passkey_explains_and_returns() {
+    // No client cache: `clients set-min-acr` below applies at once.
+    let env = [("IDP_CLIENT_CACHE_SECS", "0")];
+    super::harness::for_each_backend_with(&env, |mut idp| async move {
+        let b = Browser::new(&idp);
+        let a = Authz::new(&idp.client).set("acr_values", ACR3);
+        let login = b.authorize(&idp, &a).await;
+        let p = b
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        no_passkey_then_denied(&idp, &b, p, &a).await;
+        // English too.
+        let en = Authz::new(&idp.client)
+            .set("acr_values", ACR3)
+            .set("ui_locales", "en");
+        let login = b.authorize(&idp, &en).await;
+        let p = b
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(p.body.contains("How to add a passkey"), "{}", p.describe());
+
+        // A session at acr 1, then a portal that needs acr 3: the page straight away.
+        let b2 = Browser::new(&idp);
+        let a1 = Authz::new(&idp.client);
+        let cb = b2.login_flow(&idp, &a1).await;
+        let t = exchange(&idp, &idp.client, &a1, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR1, "{}", t.claims);
+        let none = Authz::new(&idp.client)
+            .set("acr_values", ACR3)
+            .set("prompt", "none");
+        let p = b2.authorize(&idp, &none).await;
+        super::browser::expect_error_redirect(&idp, &p, &none, "interaction_required");
+        let a3 = Authz::new(&idp.client).set("acr_values", ACR3);
+        let p = b2.authorize(&idp, &a3).await;
+        no_passkey_then_denied(&idp, &b2, p, &a3).await;
+        // A client setting asks the same without acr_values (`clients set-min-acr`); `none`
+        // lifts it again.
+        let id = idp.client.id.clone();
+        idp.cli(&["clients", "set-min-acr", &id, "--acr", ACR3])
+            .await;
+        let b3 = Browser::new(&idp);
+        let plain = Authz::new(&idp.client);
+        let login = b3.authorize(&idp, &plain).await;
+        let p = b3
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        no_passkey_then_denied(&idp, &b3, p, &plain).await;
+        idp.cli(&["clients", "set-min-acr", &id, "--acr", "none"])
+            .await;
+        let b4 = Browser::new(&idp);
+        let cb = b4.login_flow(&idp, &plain).await;
+        let t = exchange(&idp, &idp.client, &plain, cb.code()).await;
+        assert_eq!(t.claims["acr"], ACR1, "{}", t.claims);
+        let kinds = idp.audit_kinds();
+        for k in ["login.passkey_needed", "login.passkey_declined"] {
+            assert!(kinds.iter().any(|x| x == k), "{k} not in {kinds:?}");
+        }
+        idp.assert_alive("acr 3 without a passkey").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn webauthn_ceremony_starts_are_rate_limited() {
+    let env = [
+        ("IDP_LOCKOUT__CEREMONY_BINDING_MAX", "3"),
+        ("IDP_LOCKOUT__CEREMONY_IP_MAX", "5"),
+    ];
+    super::harness::for_each_backend_with(&env, |mut idp| async move {
+        let b = Browser::new(&idp);
+        let start = |login: &Page| {
+            form(&[
+                ("tx", &login.hidden("tx").unwrap()),
+                ("csrf", &login.hidden("csrf").unwrap()),
+            ])
+        };
+        let login = b.authorize(&idp, &Authz::new(&idp.client)).await;
+        let f = start(&login);
+        for _ in 0..3 {
+            let r = b.post_form("/login/passkey/start", &f).await;
+            json_of(&r);
+        }
+        // The fourth of one sign-in: 429, readable JSON, Retry-After.
+        let r = b.post_form("/login/passkey/start", &f).await;
+        assert_eq!(r.status, 429, "{}", r.describe());
+        assert!(r.header("retry-after").is_some(), "{}", r.describe());
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"], "too_many_requests", "{v}");
+        assert!(
+            v["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Слишком много запросов")),
+            "{v}"
+        );
+        // A fresh sign-in from the same address: one more, then the address is spent.
+        let a = Authz::new(&idp.client);
+        let login = b.authorize(&idp, &a).await;
+        let f = start(&login);
+        json_of(&b.post_form("/login/passkey/start", &f).await);
+        let r = b.post_form("/login/passkey/start", &f).await;
+        assert_eq!(r.status, 429, "{}", r.describe());
+        // Every start endpoint counts (the step-up and the security key too).
+        let r = b.post_form("/login/security-key/start", &f).await;
+        assert_eq!(r.status, 429, "{}", r.describe());
+        let limits = idp.sql("SELECT detail FROM audit_events WHERE kind = 'webauthn.throttled'");
+        assert!(
+            limits.contains("binding") && limits.contains("ip"),
+            "{limits}"
+        );
+        // Password sign-in is not affected.
+        let p = b.sign_in(login, &idp.user.login, &idp.user.password).await;
+        expect_callback(&idp, &p, &a);
+        // The security page's ceremonies count against the same address limit.
+        let page = b.navigate(&idp.url("/account/security")).await;
+        let csrf = page.hidden("csrf").expect("csrf");
+        for (path, extra) in [
+            ("/account/security/confirm-key/start", None),
+            (
+                "/account/security/webauthn/start",
+                Some(("kind", "passkey")),
+            ),
+        ] {
+            let mut fields = vec![("csrf", csrf.as_str())];
+            fields.extend(extra);
+            let r = b.post_form(path, &form(&fields)).await;
+            assert_eq!(r.status, 429, "{path}: {}", r.describe());
+        }
+        idp.assert_alive("a flood of ceremony starts").await;
+    })
+    .await;
+}
+
+// ------------------------------------------------------------------ recent confirmation
+
+/// Moves the server's clock forward (`danger_test_clock`, dev mode only).
+async fn advance(idp: &Idp, secs: i64) {
+    let r = idp
+        .http
+        .post(idp.url("/dev/clock/advance"))
+        .form(&[("secs", secs.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+/// Asks for new recovery codes (a change that needs a recent confirmation): the codes, or
+/// `None` when the page asked to confirm first.
+async fn new_codes(b: &Browser, csrf: &str) -> Option<Vec<String>> {
+    let p = b
+        .post_form("/account/security/recovery", &form(&[("csrf", csrf)]))
+        .await;
+    if p.body.contains("Сначала подтвердите") {
+        return None;
+    }
+    assert_eq!(p.status, 200, "{}", p.describe());
+    let codes: Vec<String> = p
+        .body
+        .split("<code>")
+        .skip(1)
+        .filter_map(|c| c.split("</code>").next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", p.describe());
+    Some(codes)
+}
+
+#[tokio::test]
+async fn webauthn_recent_confirmation_expires_after_five_minutes() {
+    // Without the switch the clock cannot be moved.
+    for_each_backend(|idp| async move {
+        let r = idp
+            .http
+            .post(idp.url("/dev/clock/advance"))
+            .form(&[("secs", "60")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    })
+    .await;
+    let env = [("IDP_DANGER_TEST_CLOCK", "true")];
+    super::harness::for_each_backend_with(&env, |mut idp| async move {
+        let b = Browser::new(&idp);
+        let page = security_page(&idp, &b).await;
+        let csrf = page.hidden("csrf").unwrap();
+        // The sign-in itself is a confirmation for 5 minutes...
+        new_codes(&b, &csrf).await.expect("right after sign-in");
+        advance(&idp, 299).await;
+        let codes = new_codes(&b, &csrf).await.expect("4:59 after sign-in");
+        // ...and no longer.
+        advance(&idp, 2).await;
+        assert!(new_codes(&b, &csrf).await.is_none(), "5:01 after sign-in");
+        // A confirmation (a recovery code here) opens another 5 minutes.
+        let p = b
+            .post_form(
+                "/account/security/confirm",
+                &form(&[("csrf", &csrf), ("method", "code"), ("code", &codes[0])]),
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.describe());
+        advance(&idp, 290).await;
+        new_codes(&b, &csrf)
+            .await
+            .expect("4:50 after the confirmation");
+        // The confirmation record holds its time, judged by the server's clock on every
+        // backend (Redis's own TTL only cleans up).
+        advance(&idp, 11).await;
+        assert!(
+            new_codes(&b, &csrf).await.is_none(),
+            "5:01 after the confirmation"
+        );
+        let kinds = idp.audit_kinds();
+        assert!(kinds.iter().any(|k| k == "account.confirmed"), "{kinds:?}");
+        idp.assert_alive("the test clock").await;
     })
     .await;
 }

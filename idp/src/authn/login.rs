@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::transaction::AuthContext;
-use super::{ACR_ONE_FACTOR, ACR_TWO_FACTORS, ACR_VALUES};
+use super::{ACR_ONE_FACTOR, ACR_PHISHING_RESISTANT, ACR_TWO_FACTORS, ACR_VALUES};
 use crate::domain::{Grant, SsoSession};
 use crate::protocol::authorize::AuthRequest;
 use crate::protocol::error::{ErrorCode, OAuthError};
@@ -24,6 +24,47 @@ pub struct Pending {
     /// Wrong codes so far.
     #[serde(default)]
     pub failures: u8,
+    /// What must come next: a second factor (an app, a code, a security key) or, for a
+    /// portal that needs a phishing-resistant sign-in, one of the person's passkeys. The
+    /// second-factor endpoints refuse a pending sign-in that needs a passkey.
+    #[serde(default)]
+    pub need: Need,
+}
+
+/// What a pending sign-in waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    #[default]
+    SecondFactor,
+    Passkey,
+}
+
+impl Pending {
+    fn new(subject_id: &str, remember: bool, amr: Vec<String>, need: Need) -> Self {
+        Pending {
+            subject_id: subject_id.to_string(),
+            remember,
+            amr,
+            failures: 0,
+            need,
+        }
+    }
+
+    /// Whether only a passkey can finish this sign-in.
+    pub fn needs_passkey(&self) -> bool {
+        self.need == Need::Passkey
+    }
+}
+
+/// What the person has set up, as far as a decision needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// A factor that can confirm a sign-in as the second one (an app, a security key, or a
+    /// code to a confirmed contact when the portal asks for two factors).
+    pub second: bool,
+    /// A passkey (the only factor that reaches the phishing-resistant level here).
+    pub passkey: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +73,12 @@ pub enum Next {
     Login,
     /// Ask for a second factor (step-up of a session, or after the password).
     SecondFactor(Pending),
+    /// Ask for one of the person's passkeys (step-up of a session to the
+    /// phishing-resistant level).
+    Passkey(Pending),
+    /// The portal needs a passkey and the person of the session has none: explain, and let
+    /// them return to the portal (`access_denied`).
+    NoPasskey,
     /// Show the consent page.
     Consent(AuthContext),
     /// Issue the code.
@@ -94,42 +141,56 @@ pub fn consent_needed(req: &AuthRequest, grant: Option<&Grant>) -> bool {
     }
 }
 
-/// First decision on arrival at /authorize. `has_second_factor`: whether the session's
-/// subject has a usable second factor (ignored without a session).
+/// First decision on arrival at /authorize. `factors`: what the session's subject has set
+/// up (ignored without a session, and needed only when the session is too weak).
 pub fn on_arrival(
     req: &AuthRequest,
     session: Option<&SsoSession>,
     grant: Option<&Grant>,
-    has_second_factor: bool,
+    factors: Factors,
     now: DateTime<Utc>,
 ) -> Next {
     let fits = session.filter(|s| session_fits(req, s, now));
     let none = req.prompt_has("none");
     match fits {
         Some(s) if strong_enough(req, &s.acr) => after_login(req, context_of(s), grant),
-        // The right person, but the portal wants more: ask for the second factor only.
+        // The right person, but the portal wants more: ask for the missing factor only.
         Some(_) if none => Next::Fail(OAuthError::new(
             ErrorCode::InteractionRequired,
             "the request needs a stronger sign-in than the current one",
         )),
-        Some(s) if has_second_factor && step_up_possible(req) => Next::SecondFactor(Pending {
-            subject_id: s.subject_id.clone(),
-            remember: s.remember,
-            amr: s.amr.clone(),
-            failures: 0,
-        }),
-        _ if none => Next::Fail(OAuthError::new(
+        Some(s) => match step_up(req, factors) {
+            Some(need) => {
+                let p = Pending::new(&s.subject_id, s.remember, s.amr.clone(), need);
+                match need {
+                    Need::Passkey => Next::Passkey(p),
+                    Need::SecondFactor => Next::SecondFactor(p),
+                }
+            }
+            None if needs_passkey(req) => Next::NoPasskey,
+            None => Next::Login,
+        },
+        None if none => Next::Fail(OAuthError::new(
             ErrorCode::LoginRequired,
             "the user is not signed in",
         )),
-        _ => Next::Login,
+        None => Next::Login,
     }
 }
 
-/// Whether a second factor can reach what the request needs (a passkey or certificate
-/// sign-in is needed for the phishing-resistant level).
-fn step_up_possible(req: &AuthRequest) -> bool {
-    acr_rank(required_acr(req)) <= acr_rank(ACR_TWO_FACTORS)
+/// Whether the request needs the phishing-resistant level (a passkey).
+pub fn needs_passkey(req: &AuthRequest) -> bool {
+    acr_rank(required_acr(req)) >= acr_rank(ACR_PHISHING_RESISTANT)
+}
+
+/// What a step-up to the level the request needs asks for, if the person can give it:
+/// a passkey for the phishing-resistant level, else a second factor.
+fn step_up(req: &AuthRequest, factors: Factors) -> Option<Need> {
+    if needs_passkey(req) {
+        factors.passkey.then_some(Need::Passkey)
+    } else {
+        factors.second.then_some(Need::SecondFactor)
+    }
 }
 
 /// What follows a right password.
@@ -137,33 +198,42 @@ fn step_up_possible(req: &AuthRequest) -> bool {
 pub enum AfterFirstFactor {
     /// Ask for the second factor.
     Second(Pending),
+    /// Ask for one of the person's passkeys (the portal needs the phishing-resistant level).
+    Passkey(Pending),
     /// Signed in with one factor.
     Done { acr: &'static str, amr: Vec<String> },
+    /// The portal needs a passkey and the person has none: a page that explains how to add
+    /// one, with a way back to the portal (`access_denied`).
+    NoPasskey,
     /// The portal needs more than this person can give (no second factor set up).
     Refuse(OAuthError),
 }
 
-/// After a right password: the second factor when the person has one (they enabled it),
-/// one factor otherwise, unless the portal asked for more.
+/// After a right password: a passkey when the portal needs the phishing-resistant level;
+/// the second factor when the person has one (they enabled it); one factor otherwise,
+/// unless the portal asked for two.
 pub fn after_password(
     req: &AuthRequest,
     subject_id: &str,
     remember: bool,
-    has_second_factor: bool,
+    factors: Factors,
 ) -> AfterFirstFactor {
-    if !step_up_possible(req) {
-        return AfterFirstFactor::Refuse(OAuthError::new(
-            ErrorCode::AccessDenied,
-            "the portal requires a passkey or electronic-signature sign-in",
-        ));
+    let pwd = || vec!["pwd".to_string()];
+    if needs_passkey(req) {
+        return match factors.passkey {
+            true => {
+                AfterFirstFactor::Passkey(Pending::new(subject_id, remember, pwd(), Need::Passkey))
+            }
+            false => AfterFirstFactor::NoPasskey,
+        };
     }
-    if has_second_factor {
-        return AfterFirstFactor::Second(Pending {
-            subject_id: subject_id.to_string(),
+    if factors.second {
+        return AfterFirstFactor::Second(Pending::new(
+            subject_id,
             remember,
-            amr: vec!["pwd".into()],
-            failures: 0,
-        });
+            pwd(),
+            Need::SecondFactor,
+        ));
     }
     if required_acr(req) != ACR_ONE_FACTOR {
         return AfterFirstFactor::Refuse(OAuthError::new(
@@ -173,20 +243,41 @@ pub fn after_password(
     }
     AfterFirstFactor::Done {
         acr: ACR_ONE_FACTOR,
-        amr: vec!["pwd".into()],
+        amr: pwd(),
     }
+}
+
+/// The refusal a portal hears when the person cannot give the passkey it needs (after the
+/// page that explains it).
+pub fn no_passkey_error() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::AccessDenied,
+        "the portal requires a passkey or electronic-signature sign-in, and the user has no passkey",
+    )
+}
+
+fn with_methods(base: &[String], methods: &[String]) -> Vec<String> {
+    let mut amr = base.to_vec();
+    for m in methods {
+        if !amr.contains(m) {
+            amr.push(m.clone());
+        }
+    }
+    amr
+}
+
+/// The acr and amr after a right passkey that stepped up `p` (a password, or a session):
+/// the phishing-resistant level, and the amr of what came before followed by the passkey's
+/// own (`hwk`/`swk`, `user`, `mfa`: the same as a passkey-first sign-in, `passkey_amr`).
+pub fn after_passkey(p: &Pending, passkey_amr: &[String]) -> (&'static str, Vec<String>) {
+    (ACR_PHISHING_RESISTANT, with_methods(&p.amr, passkey_amr))
 }
 
 /// The acr and amr after a right second factor (`method_amr`: `otp` for app and recovery
 /// codes, RFC 8176).
 pub fn after_second_factor(p: &Pending, method_amr: &str) -> (&'static str, Vec<String>) {
-    let mut amr = p.amr.clone();
-    for m in [method_amr, "mfa"] {
-        if !amr.iter().any(|a| a == m) {
-            amr.push(m.to_string());
-        }
-    }
-    (ACR_TWO_FACTORS, amr)
+    let methods = [method_amr.to_string(), "mfa".to_string()];
+    (ACR_TWO_FACTORS, with_methods(&p.amr, &methods))
 }
 
 /// After the user signed in (or had a session).
@@ -261,44 +352,171 @@ mod tests {
         let s = session(now - chrono::Duration::seconds(100));
         let g = grant(&["openid", "profile"]);
         assert_eq!(
-            on_arrival(&req(&[], None), None, None, false, now),
+            on_arrival(&req(&[], None), None, None, Factors::default(), now),
             Next::Login
         );
         assert!(
-            matches!(on_arrival(&req(&["none"], None), None, None, false, now), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
+            matches!(on_arrival(&req(&["none"], None), None, None, Factors::default(), now), Next::Fail(e) if e.code == ErrorCode::LoginRequired)
         );
         assert!(matches!(
-            on_arrival(&req(&[], None), Some(&s), Some(&g), false, now),
+            on_arrival(&req(&[], None), Some(&s), Some(&g), Factors::default(), now),
             Next::Finish(_)
         ));
         assert!(matches!(
-            on_arrival(&req(&[], None), Some(&s), None, false, now),
+            on_arrival(&req(&[], None), Some(&s), None, Factors::default(), now),
             Next::Consent(_)
         ));
         assert!(
-            matches!(on_arrival(&req(&["none"], None), Some(&s), None, false, now), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
+            matches!(on_arrival(&req(&["none"], None), Some(&s), None, Factors::default(), now), Next::Fail(e) if e.code == ErrorCode::ConsentRequired)
         );
         assert_eq!(
-            on_arrival(&req(&["login"], None), Some(&s), Some(&g), false, now),
+            on_arrival(
+                &req(&["login"], None),
+                Some(&s),
+                Some(&g),
+                Factors::default(),
+                now
+            ),
             Next::Login
         );
         assert_eq!(
-            on_arrival(&req(&[], Some(10)), Some(&s), Some(&g), false, now),
+            on_arrival(
+                &req(&[], Some(10)),
+                Some(&s),
+                Some(&g),
+                Factors::default(),
+                now
+            ),
             Next::Login
         );
         assert!(matches!(
-            on_arrival(&req(&[], Some(1000)), Some(&s), Some(&g), false, now),
+            on_arrival(
+                &req(&[], Some(1000)),
+                Some(&s),
+                Some(&g),
+                Factors::default(),
+                now
+            ),
             Next::Finish(_)
         ));
         assert!(matches!(
-            on_arrival(&req(&["consent"], None), Some(&s), Some(&g), false, now),
+            on_arrival(
+                &req(&["consent"], None),
+                Some(&s),
+                Some(&g),
+                Factors::default(),
+                now
+            ),
             Next::Consent(_)
         ));
         let mut stronger = req(&[], None);
         stronger.acr_values = vec![crate::authn::ACR_TWO_FACTORS.into()];
         assert_eq!(
-            on_arrival(&stronger, Some(&s), Some(&g), false, now),
+            on_arrival(&stronger, Some(&s), Some(&g), Factors::default(), now),
             Next::Login
         );
+    }
+
+    fn wants(acr: &str, prompt: &[&str]) -> AuthRequest {
+        let mut r = req(prompt, None);
+        r.acr_values = vec![acr.into()];
+        r
+    }
+
+    const PASSKEY: Factors = Factors {
+        second: true,
+        passkey: true,
+    };
+
+    #[test]
+    fn a_password_steps_up_to_a_passkey_for_the_phishing_resistant_level() {
+        let r = wants(ACR_PHISHING_RESISTANT, &[]);
+        let AfterFirstFactor::Passkey(p) = after_password(&r, "u", true, PASSKEY) else {
+            panic!("a person with a passkey is asked for it");
+        };
+        assert!(p.needs_passkey() && p.remember);
+        assert_eq!(p.amr, ["pwd"]);
+        let (acr, amr) = after_passkey(&p, &["hwk".into(), "user".into(), "mfa".into()]);
+        assert_eq!(acr, ACR_PHISHING_RESISTANT);
+        assert_eq!(amr, ["pwd", "hwk", "user", "mfa"]);
+        // No passkey: the explaining page, whatever else the person has.
+        let only_app = Factors {
+            second: true,
+            passkey: false,
+        };
+        assert_eq!(
+            after_password(&r, "u", false, only_app),
+            AfterFirstFactor::NoPasskey
+        );
+        assert_eq!(no_passkey_error().code, ErrorCode::AccessDenied);
+        // Two factors still ask for the second factor, never a passkey.
+        let r2 = wants(ACR_TWO_FACTORS, &[]);
+        assert!(matches!(
+            after_password(&r2, "u", false, PASSKEY),
+            AfterFirstFactor::Second(p) if !p.needs_passkey()
+        ));
+        assert!(matches!(
+            after_password(&r2, "u", false, Factors::default()),
+            AfterFirstFactor::Refuse(e) if e.code == ErrorCode::AccessDenied
+        ));
+        assert!(matches!(
+            after_password(&req(&[], None), "u", false, Factors::default()),
+            AfterFirstFactor::Done {
+                acr: ACR_ONE_FACTOR,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_session_steps_up_to_a_passkey() {
+        let now = Utc::now();
+        let mut s = session(now - chrono::Duration::seconds(100));
+        s.acr = ACR_TWO_FACTORS.into();
+        s.amr = vec!["pwd".into(), "otp".into(), "mfa".into()];
+        let g = grant(&["openid", "profile"]);
+        let r = wants(ACR_PHISHING_RESISTANT, &[]);
+        let Next::Passkey(p) = on_arrival(&r, Some(&s), Some(&g), PASSKEY, now) else {
+            panic!("a session at acr 2 steps up with a passkey");
+        };
+        assert!(p.needs_passkey());
+        let (acr, amr) = after_passkey(&p, &["swk".into(), "user".into(), "mfa".into()]);
+        assert_eq!(acr, ACR_PHISHING_RESISTANT);
+        assert_eq!(amr, ["pwd", "otp", "mfa", "swk", "user"]);
+        // A second factor alone cannot reach it: the explaining page.
+        let app = Factors {
+            second: true,
+            passkey: false,
+        };
+        assert_eq!(
+            on_arrival(&r, Some(&s), Some(&g), app, now),
+            Next::NoPasskey
+        );
+        // prompt=none cannot show anything.
+        assert!(matches!(
+            on_arrival(&wants(ACR_PHISHING_RESISTANT, &["none"]), Some(&s), Some(&g), PASSKEY, now),
+            Next::Fail(e) if e.code == ErrorCode::InteractionRequired
+        ));
+        // Without a session: the sign-in page (which leads with the passkey).
+        assert_eq!(on_arrival(&r, None, None, PASSKEY, now), Next::Login);
+        // A session already at acr 3 serves the request as it is.
+        s.acr = ACR_PHISHING_RESISTANT.into();
+        assert!(matches!(
+            on_arrival(&r, Some(&s), Some(&g), Factors::default(), now),
+            Next::Finish(_)
+        ));
+        // acr 2 from a session at acr 1 still asks for the second factor.
+        s.acr = ACR_ONE_FACTOR.into();
+        assert!(matches!(
+            on_arrival(&wants(ACR_TWO_FACTORS, &[]), Some(&s), Some(&g), PASSKEY, now),
+            Next::SecondFactor(p) if !p.needs_passkey()
+        ));
+    }
+
+    #[test]
+    fn pending_sign_ins_of_older_records_wait_for_a_second_factor() {
+        let old = r#"{"subject_id":"u","remember":false,"amr":["pwd"],"failures":1}"#;
+        let p: Pending = serde_json::from_str(old).unwrap();
+        assert_eq!(p.need, Need::SecondFactor);
     }
 }

@@ -39,6 +39,10 @@ pub struct OtpConfig {
     /// Shortest answer of a forgot-password / forgot-login request (milliseconds): known and
     /// unknown contacts are answered after the same time.
     pub recovery_min_response_ms: u64,
+    /// How recent the sign-in behind an access token must be (seconds since its
+    /// `auth_time`) for the mobile app to register a push device with it: a new factor is
+    /// enrolled only right after confirming with the existing ones.
+    pub push_enrol_max_auth_age_secs: u64,
 }
 
 impl Default for OtpConfig {
@@ -50,6 +54,7 @@ impl Default for OtpConfig {
             max_sends: 5,
             send_window_secs: 3600,
             recovery_min_response_ms: 400,
+            push_enrol_max_auth_age_secs: 300,
         }
     }
 }
@@ -128,6 +133,17 @@ pub struct Challenge {
     pub code_hash: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The push device the code went to (its id), for a code by push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// What a challenge keeps of its recipient: the masked contact for the page, and for a
+/// code by push the device it went to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub masked_to: String,
+    pub device: Option<String>,
 }
 
 /// Why no code was sent.
@@ -287,6 +303,23 @@ impl Codes<'_> {
         to: &str,
         now: DateTime<Utc>,
     ) -> EphResult<Result<String, Refused>> {
+        let shown = Shown {
+            masked_to: mask(channel, to),
+            device: None,
+        };
+        self.issue_shown(scope, who, channel, shown, now).await
+    }
+
+    /// [`Codes::issue`] with what the page shows of the recipient given by the caller (a
+    /// push device is shown by its name, not by its token).
+    pub async fn issue_shown(
+        &self,
+        scope: &str,
+        who: &str,
+        channel: CodeChannel,
+        shown: Shown,
+        now: DateTime<Utc>,
+    ) -> EphResult<Result<String, Refused>> {
         let cool = format!("{}:cool", key(scope));
         if !self
             .eph
@@ -314,10 +347,11 @@ impl Codes<'_> {
         let challenge = Challenge {
             v: 1,
             channel,
-            masked_to: mask(channel, to),
+            masked_to: shown.masked_to,
             code_hash: self.hash(scope, &code),
             issued_at: now,
             expires_at: now + chrono::Duration::seconds(ttl as i64),
+            device: shown.device,
         };
         let bytes = serde_json::to_vec(&challenge).unwrap_or_default();
         self.eph.delete(&format!("{}:tries", key(scope))).await?;
@@ -483,6 +517,45 @@ mod tests {
             codes.verify("s", &code, clock.now()).await.unwrap(),
             Verdict::Expired
         );
+    }
+
+    #[tokio::test]
+    async fn a_push_code_keeps_its_device_and_shows_its_name() {
+        let clock = FixedClock::new(Utc::now());
+        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
+        let cfg = OtpConfig::default();
+        let v = vault();
+        let codes = Codes {
+            eph: &eph,
+            cfg: &cfg,
+            vault: &v,
+        };
+        let shown = Shown {
+            masked_to: "Pixel 8".into(),
+            device: Some("dev-1".into()),
+        };
+        let code = codes
+            .issue_shown("p", "who", CodeChannel::Push, shown, clock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let c = codes.current("p").await.unwrap().unwrap();
+        assert_eq!(c.channel, CodeChannel::Push);
+        assert_eq!(c.masked_to, "Pixel 8");
+        assert_eq!(c.device.as_deref(), Some("dev-1"));
+        assert_eq!(CodeChannel::Push.amr(), "otp");
+        assert_eq!(
+            codes.verify("p", &code, clock.now()).await.unwrap(),
+            Verdict::Right
+        );
+        // A challenge stored before push existed still reads (no `device`).
+        let old = serde_json::json!({
+            "v": 1, "channel": "sms", "masked_to": "***67", "code_hash": "h",
+            "issued_at": clock.now(), "expires_at": clock.now(),
+        });
+        let c: Challenge = serde_json::from_value(old).unwrap();
+        assert_eq!(c.device, None);
+        assert!(!serde_json::to_string(&c).unwrap().contains("device"));
     }
 
     #[tokio::test]

@@ -22,6 +22,13 @@ pub struct LockoutConfig {
     pub ip_max_attempts: u64,
     /// The window of `ip_max_attempts` (seconds).
     pub ip_window_secs: u64,
+    /// WebAuthn ceremonies (each a challenge kept in the ephemeral store) one IP address
+    /// may start per `ceremony_window_secs`.
+    pub ceremony_ip_max: u64,
+    /// WebAuthn ceremonies one login transaction or session may start per window.
+    pub ceremony_binding_max: u64,
+    /// The window of the ceremony limits (seconds).
+    pub ceremony_window_secs: u64,
 }
 
 impl Default for LockoutConfig {
@@ -31,6 +38,9 @@ impl Default for LockoutConfig {
             lock_secs: 15 * 60,
             ip_max_attempts: 30,
             ip_window_secs: 10 * 60,
+            ceremony_ip_max: 60,
+            ceremony_binding_max: 20,
+            ceremony_window_secs: 10 * 60,
         }
     }
 }
@@ -49,7 +59,52 @@ fn lock_key(account: &str) -> String {
     format!("lockout:lock:{account}")
 }
 
+/// Which limit a ceremony start ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyLimit {
+    /// Too many from this IP address.
+    Ip,
+    /// Too many for this login transaction or session.
+    Binding,
+}
+
+impl CeremonyLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyLimit::Ip => "ip",
+            CeremonyLimit::Binding => "binding",
+        }
+    }
+}
+
 impl Throttle<'_> {
+    /// Counts the start of a WebAuthn ceremony from `ip` for `binding` (a hash of the login
+    /// transaction or session it is bound to); the limit it exceeded, if any. Both counters
+    /// move on every start, so a flood from one address cannot hide behind fresh
+    /// transactions, nor one transaction behind many addresses.
+    pub async fn ceremony_start(
+        &self,
+        ip: &str,
+        binding: &str,
+    ) -> EphResult<Option<CeremonyLimit>> {
+        let window = Duration::from_secs(self.cfg.ceremony_window_secs);
+        let by_ip = self
+            .eph
+            .incr(&format!("lockout:wa:ip:{ip}"), window)
+            .await?;
+        let by_binding = self
+            .eph
+            .incr(&format!("lockout:wa:binding:{binding}"), window)
+            .await?;
+        Ok(if by_ip > self.cfg.ceremony_ip_max {
+            Some(CeremonyLimit::Ip)
+        } else if by_binding > self.cfg.ceremony_binding_max {
+            Some(CeremonyLimit::Binding)
+        } else {
+            None
+        })
+    }
+
     /// Counts one attempt from `ip`; false once the IP has used up its window.
     pub async fn ip_attempt(&self, ip: &str) -> EphResult<bool> {
         let n = self
@@ -139,5 +194,35 @@ mod tests {
         assert!(t.ip_attempt("192.0.2.2").await.unwrap());
         clock.advance(chrono::Duration::seconds(601));
         assert!(t.ip_attempt("192.0.2.1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn ceremony_starts_per_ip_and_per_binding() {
+        let clock = FixedClock::new(chrono::Utc::now());
+        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
+        let cfg = LockoutConfig {
+            ceremony_ip_max: 3,
+            ceremony_binding_max: 2,
+            ..LockoutConfig::default()
+        };
+        let t = Throttle {
+            eph: &eph,
+            cfg: &cfg,
+        };
+        assert_eq!(t.ceremony_start("ip1", "a").await.unwrap(), None);
+        assert_eq!(t.ceremony_start("ip1", "a").await.unwrap(), None);
+        assert_eq!(
+            t.ceremony_start("ip2", "a").await.unwrap(),
+            Some(CeremonyLimit::Binding),
+            "one transaction from many addresses"
+        );
+        assert_eq!(t.ceremony_start("ip1", "b").await.unwrap(), None);
+        assert_eq!(
+            t.ceremony_start("ip1", "c").await.unwrap(),
+            Some(CeremonyLimit::Ip),
+            "one address with fresh transactions"
+        );
+        clock.advance(chrono::Duration::seconds(601));
+        assert_eq!(t.ceremony_start("ip1", "a").await.unwrap(), None);
     }
 }

@@ -16,6 +16,9 @@ pub struct IdentityConfig {
     /// scope is not granted.
     pub scope_min_level: BTreeMap<String, AccountLevel>,
     pub registry: RegistryConfig,
+    /// PEM bundle of the qualified certification authorities whose certificates may confirm
+    /// an account (`/account/profile/certificate`); unset: that way is not offered.
+    pub qualified_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Where SNILS + passport are checked.
@@ -61,6 +64,7 @@ impl Default for IdentityConfig {
         Self {
             scope_min_level,
             registry: RegistryConfig::default(),
+            qualified_ca_file: None,
         }
     }
 }
@@ -105,6 +109,10 @@ impl IdentityConfig {
         }
         if r.poll_interval_secs == 0 || r.retry_base_secs == 0 || r.max_attempts <= 0 {
             return Err("identity.registry: intervals and max_attempts must be positive".into());
+        }
+        if let Some(path) = &self.qualified_ca_file {
+            crate::registry::certificate::QualifiedRoots::from_pem_file(path)
+                .map_err(|e| format!("identity.qualified_ca_file: {e}"))?;
         }
         Ok(())
     }

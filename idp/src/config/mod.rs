@@ -37,6 +37,10 @@ pub struct Config {
     /// Development mode: cookies without `Secure` so plain http works, generated master key.
     /// Never enable in production.
     pub dev: bool,
+    /// DANGER, tests only: the server's clock can be moved forward with
+    /// `POST /dev/clock/advance` (form field `secs`), so black-box tests can let minutes
+    /// pass at once. Refused outside dev mode; logs an error when on.
+    pub danger_test_clock: bool,
     /// Addresses of reverse proxies / load balancers in front of the nodes. A request from one
     /// of them is attributed to the address it reports in `X-Forwarded-For` (the rightmost
     /// entry that is not itself a trusted proxy), for rate limits and audit; from any other
@@ -120,6 +124,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             master_key_file: None,
             dev: false,
+            danger_test_clock: false,
             trusted_proxies: Vec::new(),
             workers: None,
             client_cache_secs: 5,
@@ -243,6 +248,9 @@ impl Config {
             if u.scheme() != "https" && !self.dev && !is_loopback(&u) {
                 return Err("issuer: must be https outside dev mode".into());
             }
+        }
+        if self.danger_test_clock && !self.dev {
+            return Err("danger_test_clock: only in dev mode".into());
         }
         if self.tokens.code_ttl_secs == 0 || self.tokens.access_token_ttl_secs == 0 {
             return Err("tokens: lifetimes must be positive".into());

@@ -81,6 +81,10 @@ pub struct Client {
     /// `id_token_signed_response_alg`; `None` means the server default.
     pub id_token_alg: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The weakest sign-in this client accepts (an acr of `acr_values_supported`); a request
+    /// that asks for less is treated as asking for this, so the person steps up.
+    #[serde(default)]
+    pub min_acr: Option<String>,
 }
 
 impl Client {

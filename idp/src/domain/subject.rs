@@ -42,3 +42,21 @@ pub struct Subject {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+impl Subject {
+    /// Where the activation code of a pending account goes (issue 5): the login when it is a
+    /// phone or e-mail, else the phone, else the e-mail of the profile. `(value, is_email)`.
+    pub fn activation_contact(&self) -> Option<(String, bool)> {
+        use super::identifier::Identifier;
+        match Identifier::parse(&self.login) {
+            Ok(Identifier::Phone(p)) => return Some((p.as_str().to_string(), false)),
+            Ok(Identifier::Email(e)) => return Some((e.as_str().to_string(), true)),
+            _ => {}
+        }
+        let p = &self.profile;
+        p.phone_number
+            .clone()
+            .map(|v| (v, false))
+            .or_else(|| p.email.clone().map(|v| (v, true)))
+    }
+}

@@ -8,6 +8,8 @@ use crate::protocol::{ErrorCode, OAuthError};
 pub enum EsiaCode {
     /// ESIA-007002: the client_id is unknown or has no registered certificate.
     UnknownClient,
+    /// ESIA-007004: the person refused to give the portal access (the consent page's "deny").
+    Denied,
     /// ESIA-007005: the redirect_uri is not registered for the client.
     BadRedirectUri,
     /// ESIA-007006: a scope is not approved for the client.
@@ -40,6 +42,7 @@ impl EsiaCode {
     pub fn code(self) -> &'static str {
         match self {
             Self::UnknownClient => "ESIA-007002",
+            Self::Denied => "ESIA-007004",
             Self::BadRedirectUri => "ESIA-007005",
             Self::BadScope => "ESIA-007006",
             Self::BadResponseType => "ESIA-007009",
@@ -63,7 +66,7 @@ impl EsiaCode {
             | Self::CertificateMismatch
             | Self::MalformedSecret
             | Self::BadSignature => ErrorCode::InvalidClient,
-            Self::Forbidden => ErrorCode::AccessDenied,
+            Self::Forbidden | Self::Denied => ErrorCode::AccessDenied,
             Self::BadRedirectUri
             | Self::MissingParameter
             | Self::BadTimestamp
@@ -115,5 +118,8 @@ mod tests {
             ErrorCode::InvalidClient
         );
         assert_eq!(code_of(&OAuthError::invalid_request("x: y")), None);
+        let denied = EsiaCode::Denied.error("x");
+        assert_eq!(denied.code, ErrorCode::AccessDenied);
+        assert_eq!(code_of(&denied), Some("ESIA-007004"));
     }
 }

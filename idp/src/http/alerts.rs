@@ -13,6 +13,10 @@ pub enum Alert {
     Locked { minutes: u64 },
     /// A recovery code was used to sign in.
     RecoveryCodeUsed,
+    /// The account became confirmed by a qualified electronic signature.
+    ConfirmedByCertificate,
+    /// A bank confirmed the account.
+    ConfirmedByBank,
 }
 
 impl Alert {
@@ -20,6 +24,8 @@ impl Alert {
         match self {
             Alert::Locked { .. } => "alert.login_locked",
             Alert::RecoveryCodeUsed => "alert.recovery_code_used",
+            Alert::ConfirmedByCertificate => "alert.confirmed_by_certificate",
+            Alert::ConfirmedByBank => "alert.confirmed_by_bank",
         }
     }
 
@@ -36,6 +42,18 @@ impl Alert {
                 "Использован резервный код".into(),
                 "Для входа в ваш аккаунт использован резервный код. Если это были не вы, \
                  смените пароль и выпустите новые резервные коды."
+                    .into(),
+            ),
+            Alert::ConfirmedByCertificate => (
+                "Учётная запись подтверждена".into(),
+                "Ваша учётная запись подтверждена квалифицированной электронной подписью. \
+                 Если это были не вы, обратитесь в службу поддержки."
+                    .into(),
+            ),
+            Alert::ConfirmedByBank => (
+                "Учётная запись подтверждена банком".into(),
+                "Ваша учётная запись подтверждена банком. Если вы не обращались в банк за \
+                 подтверждением, обратитесь в службу поддержки."
                     .into(),
             ),
         }

@@ -6,9 +6,9 @@ use consent_ui::{ErrorKind, FormPostPage, Lang};
 
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
-use crate::authn::login::{self, Next};
+use crate::authn::login::{self, Factors, Next};
 use crate::authn::transaction::{AuthContext, LoginTx};
-use crate::domain::SsoSession;
+use crate::domain::{Grant, SsoSession};
 use crate::protocol::authorize::{
     self as az, error_fields, response_fields, response_url, AuthRequest, AuthorizeError,
     PageError, ResponseMode, ResponseTarget,
@@ -83,34 +83,19 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
         Ok(r) => r,
         Err(e) => return authorize_error(state, lang, e),
     };
-    let run = async {
-        let session = current_session(state, req).await?;
-        let grant = match &session {
-            Some(s) => {
-                let (sub, cid) = (s.subject_id.clone(), client.id.clone());
-                state
-                    .store
-                    .call(move |st| st.find_grant(&sub, &cid))
-                    .await?
-            }
-            None => None,
-        };
-        // Only a session too weak for the request needs to know its second factors.
-        let has_second_factor = match &session {
-            Some(s) if !login::strong_enough(&request, &s.acr) => {
-                super::second_factor::has_second_factor(state, &s.subject_id).await?
-            }
-            _ => false,
-        };
-        Ok::<_, OAuthError>(login::on_arrival(
-            &request,
-            session.as_ref(),
-            grant.as_ref(),
-            has_second_factor,
-            state.now(),
-        ))
-    };
-    let next = match run.await {
+    proceed(state, req, lang, request).await
+}
+
+/// After a valid authorization request (here or in the ESIA dialect, `http/esia.rs`): the
+/// browser's session, the person's grant and factors decide what comes next
+/// ([`login::on_arrival`]), which is then started.
+pub(super) async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    request: AuthRequest,
+) -> HttpResponse {
+    let next = match arrival(state, req, &request).await {
         Ok(n) => n,
         Err(e) => return page_failure(lang, &e),
     };
@@ -118,11 +103,37 @@ async fn authorize(state: &AppState, req: &HttpRequest, params: Params) -> HttpR
         Next::Fail(e) => redirect_error(state, &request.target, &e),
         Next::Finish(auth) => finish(state, lang, &request, &auth).await,
         Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
-        Next::SecondFactor(p) => {
+        Next::SecondFactor(p) | Next::Passkey(p) => {
             start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
         }
+        Next::NoPasskey => start_tx(state, req, lang, request, TxStart::NoPasskey).await,
         Next::Consent(auth) => start_tx(state, req, lang, request, TxStart::Consent(auth)).await,
     }
+}
+
+/// The decision on arrival, with what it needs read from the stores.
+async fn arrival(
+    state: &AppState,
+    req: &HttpRequest,
+    request: &AuthRequest,
+) -> Result<Next, OAuthError> {
+    let (session, grant) = session_and_grant(state, req, Some(&request.client_id)).await?;
+    // Only a session too weak for the request needs to know its factors.
+    let factors = match &session {
+        Some(s) if !login::strong_enough(request, &s.acr) => Factors {
+            second: super::second_factor::has_second_factor(state, &s.subject_id).await?,
+            passkey: login::needs_passkey(request)
+                && super::passkey::has_passkey(state, &s.subject_id).await?,
+        },
+        _ => Factors::default(),
+    };
+    Ok(login::on_arrival(
+        request,
+        session.as_ref(),
+        grant.as_ref(),
+        factors,
+        state.now(),
+    ))
 }
 
 fn authorize_error(state: &AppState, lang: Lang, e: AuthorizeError) -> HttpResponse {
@@ -150,26 +161,48 @@ pub async fn current_session(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<SsoSession>, OAuthError> {
+    Ok(session_and_grant(state, req, None).await?.0)
+}
+
+/// The browser's live SSO session and, with a `client_id`, its person's grant to that
+/// client, read in one store call (the SSO path: one hop to the database instead of two).
+async fn session_and_grant(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: Option<&str>,
+) -> Result<(Option<SsoSession>, Option<Grant>), OAuthError> {
     let Some(value) = cookies::read(req, &cookies::session_name(state)) else {
-        return Ok(None);
+        return Ok((None, None));
     };
     let hash = keys::sha256_b64url(value.as_bytes());
-    let now = state.now();
+    let (now, cid) = (state.now(), client_id.map(str::to_string));
     let found = state
         .store
-        .call(move |s| s.find_live_session(&hash, now))
+        .call(move |s| {
+            let Some(session) = s.find_live_session(&hash, now)? else {
+                return Ok(None);
+            };
+            let grant = match &cid {
+                Some(c) => s.find_grant(&session.subject_id, c)?,
+                None => None,
+            };
+            Ok(Some((session, grant)))
+        })
         .await?;
     // Without "remember me" a session also ends after idle time (http/login.rs).
     match found {
-        Some(s) if super::login::still_active(state, &s).await? => Ok(Some(s)),
-        _ => Ok(None),
+        Some((s, g)) if super::login::still_active(state, &s).await? => Ok((Some(s), g)),
+        _ => Ok((None, None)),
     }
 }
 
 /// Where a new login transaction begins.
 pub(super) enum TxStart {
     Login,
+    /// A second factor or, when `pending` needs one, a passkey.
     SecondFactor(login::Pending),
+    /// The portal needs a passkey and the person of the session has none.
+    NoPasskey,
     Consent(AuthContext),
 }
 
@@ -183,7 +216,9 @@ pub(super) async fn start_tx(
 ) -> HttpResponse {
     let (path, auth, pending) = match start {
         TxStart::Login => ("/login", None, None),
+        TxStart::SecondFactor(p) if p.needs_passkey() => (super::step_up::PAGE, None, Some(p)),
         TxStart::SecondFactor(p) => ("/login/second-factor", None, Some(p)),
+        TxStart::NoPasskey => (super::step_up::NO_PASSKEY_PAGE, None, None),
         TxStart::Consent(a) => ("/consent", Some(a), None),
     };
     let run = async {

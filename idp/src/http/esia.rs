@@ -5,11 +5,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use consent_ui::{ErrorKind, Lang, LoggedOutPage};
 
-use super::authorize::{current_session, finish, redirect_error, start_tx, TxStart};
+use super::authorize::{current_session, proceed, redirect_error};
 use super::cookies;
 use super::error::{bearer_error, html, json_error, lang_of, page, page_failure};
 use crate::audit::AuditEvent;
-use crate::authn::login::{self, Next};
 use crate::esia::authorize::{self as ac, AcError};
 use crate::esia::errors::{code_of, EsiaCode};
 use crate::esia::prns::{self, Collection};
@@ -17,7 +16,7 @@ use crate::esia::{param, token as te, Flavor};
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::{AuditStore, ClientStore, GrantStore, SessionStore};
+use crate::store::{AuditStore, ClientStore, SessionStore};
 
 fn disabled(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     (!state.cfg.esia.enabled).then(|| {
@@ -51,6 +50,30 @@ async fn audit_refusal(
     };
     if let Err(err) = state.store.call(move |s| s.append_audit(&event)).await {
         tracing::error!(error = %err, "cannot write the audit event of a refused ESIA request");
+    }
+}
+
+/// The error a refused consent sends back: for a client of the ESIA dialect (a registered
+/// certificate) `access_denied` with `ESIA-007004` (and an `esia.request_refused` audit
+/// event), for any other client the provider's plain `access_denied`.
+pub(super) async fn consent_denied(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: &str,
+) -> OAuthError {
+    let plain = || {
+        OAuthError::new(
+            crate::protocol::ErrorCode::AccessDenied,
+            "the user declined to share the data",
+        )
+    };
+    match te::find_client(state, client_id).await {
+        Ok(Some(_)) => {
+            let e = EsiaCode::Denied.error("the user refused to grant access to the data");
+            audit_refusal(state, req, "consent", Some(client_id.to_string()), &e).await;
+            e
+        }
+        _ => plain(),
     }
 }
 
@@ -103,14 +126,14 @@ async fn authorize(state: &AppState, req: &HttpRequest, flavor: Flavor) -> HttpR
         let (client, cert, uri) =
             ac::check_client_and_redirect(&params, client.as_ref(), cert.as_ref())?;
         let request = ac::check_request(flavor, &params, client, cert, uri, &esia_cfg, now)?;
-        Ok::<_, AcError>((client.clone(), request))
+        Ok::<_, AcError>(request)
     })
     .await;
     let checked = match checked {
         Ok(c) => c,
         Err(e) => return page_failure(lang, &OAuthError::server(e)),
     };
-    let (client, request) = match checked {
+    let request = match checked {
         Ok(x) => x,
         Err(AcError::Page(e)) => {
             return refused_page(state, req, lang, endpoint, Some(client_id), e).await
@@ -121,45 +144,7 @@ async fn authorize(state: &AppState, req: &HttpRequest, flavor: Flavor) -> HttpR
         }
     };
     // From here on, the provider's own browser flow (sign-in, second factor, consent).
-    let run = async {
-        let session = current_session(state, req).await?;
-        let grant = match &session {
-            Some(s) => {
-                let (sub, cid) = (s.subject_id.clone(), client.id.clone());
-                state
-                    .store
-                    .call(move |st| st.find_grant(&sub, &cid))
-                    .await?
-            }
-            None => None,
-        };
-        let has_second_factor = match &session {
-            Some(s) if !login::strong_enough(&request, &s.acr) => {
-                super::second_factor::has_second_factor(state, &s.subject_id).await?
-            }
-            _ => false,
-        };
-        Ok::<_, OAuthError>(login::on_arrival(
-            &request,
-            session.as_ref(),
-            grant.as_ref(),
-            has_second_factor,
-            state.now(),
-        ))
-    };
-    let next = match run.await {
-        Ok(n) => n,
-        Err(e) => return page_failure(lang, &e),
-    };
-    match next {
-        Next::Fail(e) => redirect_error(state, &request.target, &e),
-        Next::Finish(auth) => finish(state, lang, &request, &auth).await,
-        Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
-        Next::SecondFactor(p) => {
-            start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
-        }
-        Next::Consent(auth) => start_tx(state, req, lang, request, TxStart::Consent(auth)).await,
-    }
+    proceed(state, req, lang, request).await
 }
 
 /// An error page (no safe redirect) that names the ESIA code.

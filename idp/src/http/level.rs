@@ -74,6 +74,17 @@ pub async fn refuse_inactive(
         Ok(None) => return None,
         Err(e) => return Some(page_failure(lang, &e)),
     };
+    refuse_inactive_person(state, lang, client_id, subject_id, &person).await
+}
+
+/// [`refuse_inactive`] for a person already read.
+async fn refuse_inactive_person(
+    state: &AppState,
+    lang: Lang,
+    client_id: &str,
+    subject_id: &str,
+    person: &Person,
+) -> Option<HttpResponse> {
     if person.status.may_sign_in() {
         return None;
     }
@@ -81,7 +92,7 @@ pub async fn refuse_inactive(
     if let Err(e) = audit(state, "login.refused_status", subject_id, client_id, detail).await {
         return Some(page_failure(lang, &e));
     }
-    Some(status_page(lang, &person))
+    Some(status_page(lang, person))
 }
 
 /// Before a code is issued: the account is active, meets the client's minimum level, and the
@@ -113,7 +124,9 @@ pub async fn gate(
         Ok(v) => v,
         Err(e) => return Err(page_failure(lang, &e)),
     };
-    if let Some(resp) = refuse_inactive(state, lang, &request.client_id, &auth.subject_id).await {
+    let refused =
+        refuse_inactive_person(state, lang, &request.client_id, &auth.subject_id, &person).await;
+    if let Some(resp) = refused {
         return Err(resp);
     }
     if !scopes::meets_client_level(min, person.level) {

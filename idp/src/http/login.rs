@@ -8,13 +8,13 @@ use super::authorize::{current_session, finish, redirect_error};
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
 use crate::audit::AuditEvent;
-use crate::authn::login::{self, AfterFirstFactor, Next};
+use crate::authn::login::{self, AfterFirstFactor, Factors, Next};
 use crate::authn::throttle::Throttle;
 use crate::authn::transaction::{AuthContext, LoginTx};
 use crate::domain::identifier::{normalize_login, Identifier, IdentifierError};
 use crate::domain::{Grant, SsoSession};
 use crate::protocol::params::Params;
-use crate::protocol::{ErrorCode, OAuthError};
+use crate::protocol::OAuthError;
 use crate::state::AppState;
 use crate::store::{AuditStore, ClientStore, GrantStore, SessionStore, SubjectStore};
 
@@ -55,7 +55,7 @@ pub(super) fn tx_lang(req: &HttpRequest, tx: &LoginTx) -> Lang {
     lang_of(req, tx.request.ui_locales.as_deref())
 }
 
-async fn client_name(state: &AppState, id: &str) -> String {
+pub(super) async fn client_name(state: &AppState, id: &str) -> String {
     if id == super::account::ACCOUNT_CLIENT {
         return "Пропуск: безопасность / Propusk: security".into();
     }
@@ -74,7 +74,7 @@ pub(super) async fn render_login(
     err: Option<LoginError>,
 ) -> HttpResponse {
     let name = client_name(state, &tx.request.client_id).await;
-    let body = LoginPage {
+    let page = LoginPage {
         lang: tx_lang(req, tx),
         client_name: &name,
         action: "/login",
@@ -82,8 +82,12 @@ pub(super) async fn render_login(
         csrf: &tx.csrf,
         identifier: identifier.or(tx.request.login_hint.as_deref()),
         error: err,
-    }
-    .render();
+    };
+    // A portal that needs a passkey: the page leads with it.
+    let body = match login::needs_passkey(&tx.request) {
+        true => page.render_passkey_first(),
+        false => page.render(),
+    };
     html(StatusCode::OK, body)
 }
 
@@ -369,7 +373,33 @@ async fn password_step(
     }
 }
 
-/// After a right password: a second factor, a session, or a refusal the portal hears about.
+/// What the person has set up, as [`login::after_password`] needs it for this request.
+async fn factors_for(
+    state: &AppState,
+    request: &crate::protocol::authorize::AuthRequest,
+    subject_id: &str,
+) -> Result<Factors, OAuthError> {
+    if login::needs_passkey(request) {
+        let passkey = super::passkey::has_passkey(state, subject_id).await?;
+        return Ok(Factors {
+            second: false,
+            passkey,
+        });
+    }
+    let mut second = super::second_factor::has_second_factor(state, subject_id).await?;
+    // A portal asking for two factors can also be satisfied by a code to a confirmed phone
+    // or e-mail; such codes do not turn two-factor sign-in on by themselves.
+    if !second && login::required_acr(request) != crate::authn::ACR_ONE_FACTOR {
+        second = super::second_factor::can_confirm(state, subject_id).await?;
+    }
+    Ok(Factors {
+        second,
+        passkey: false,
+    })
+}
+
+/// After a right password: a second factor or a passkey, a session, the page that explains
+/// a missing passkey, or a refusal the portal hears about.
 async fn after_password(
     state: &AppState,
     req: &HttpRequest,
@@ -378,29 +408,37 @@ async fn after_password(
     subject_id: String,
     remember: bool,
 ) -> HttpResponse {
-    let has2 = match super::second_factor::has_second_factor(state, &subject_id).await {
-        Ok(b) => b,
+    let factors = match factors_for(state, &tx.request, &subject_id).await {
+        Ok(f) => f,
         Err(e) => return page_failure(lang, &e),
     };
-    // A portal asking for two factors can also be satisfied by a code to a confirmed phone
-    // or e-mail; such codes do not turn two-factor sign-in on by themselves.
-    let has2 = has2
-        || (login::required_acr(&tx.request) != crate::authn::ACR_ONE_FACTOR
-            && match super::second_factor::can_confirm(state, &subject_id).await {
-                Ok(b) => b,
-                Err(e) => return page_failure(lang, &e),
-            });
-    match login::after_password(&tx.request, &subject_id, remember, has2) {
+    let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+    match login::after_password(&tx.request, &subject_id, remember, factors) {
         AfterFirstFactor::Done { acr, amr } => {
             signed_in(state, req, lang, tx, &subject_id, acr, amr, remember).await
         }
-        AfterFirstFactor::Second(p) => {
+        AfterFirstFactor::Second(p) | AfterFirstFactor::Passkey(p) => {
+            let path = match p.needs_passkey() {
+                true => super::step_up::PAGE,
+                false => "/login/second-factor",
+            };
             tx.pending = Some(p);
-            let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
             if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
                 return page_failure(lang, &e.into());
             }
-            see_other(&format!("/login/second-factor?tx={}", tx.id))
+            see_other(&format!("{path}?tx={}", tx.id))
+        }
+        AfterFirstFactor::NoPasskey => {
+            let detail = serde_json::json!({ "acr": crate::authn::ACR_PHISHING_RESISTANT });
+            let sub = Some(subject_id.clone());
+            if let Err(e) = audit(state, req, &tx, "login.passkey_needed", sub, detail).await {
+                return page_failure(lang, &e);
+            }
+            tx.pending = None;
+            if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
+                return page_failure(lang, &e.into());
+            }
+            see_other(&format!("{}?tx={}", super::step_up::NO_PASSKEY_PAGE, tx.id))
         }
         AfterFirstFactor::Refuse(e) => {
             let _ = LoginTx::take(state.eph.as_ref(), &tx.id).await;
@@ -592,7 +630,7 @@ pub(super) async fn continue_after_login(
         }
         Next::Finish(auth) => complete(state, lang, &tx, &auth).await,
         Next::Fail(e) => redirect_error(state, &tx.request.target, &e),
-        Next::Login | Next::SecondFactor(_) => expired(lang),
+        Next::Login | Next::SecondFactor(_) | Next::Passkey(_) | Next::NoPasskey => expired(lang),
     }
 }
 
@@ -659,10 +697,8 @@ pub async fn consent_submit(
         Some("allow") => {}
         Some("deny") => {
             let _ = LoginTx::take(state.eph.as_ref(), &tx.id).await;
-            let e = OAuthError::new(
-                ErrorCode::AccessDenied,
-                "the user declined to share the data",
-            );
+            // The ESIA dialect answers with its own code (issue 5).
+            let e = super::esia::consent_denied(&state, &req, &tx.request.client_id).await;
             return redirect_error(&state, &tx.request.target, &e);
         }
         _ => return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None),

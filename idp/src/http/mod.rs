@@ -1,8 +1,12 @@
 //! The only place that imports actix-web: routes, extractors, error mapping.
 
 mod account;
+mod activate;
 mod alerts;
 mod authorize;
+mod bank;
+mod bearer;
+mod certificate;
 mod cookies;
 mod error;
 mod esia;
@@ -14,9 +18,12 @@ mod otp;
 mod passkey;
 mod password;
 mod profile;
+mod profile_edit;
 mod recovery;
 mod register;
 mod second_factor;
+mod step_up;
+mod test_clock;
 mod token;
 
 use actix_web::{middleware, web, App, HttpServer};
@@ -109,6 +116,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout::post))
         .route("/health", web::get().to(meta::health))
         .route("/dev/mailbox", web::get().to(alerts::dev_mailbox))
+        // Tests only: `danger_test_clock` (dev mode), a 404 otherwise.
+        .route("/dev/clock/advance", web::post().to(test_clock::advance))
         // One-time codes, temporary and changed passwords, recovery (issue 4, signin).
         .route("/login/otp/send", web::post().to(otp::send_code))
         .route("/login/new-password", web::get().to(password::forced_get))
@@ -147,13 +156,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/login/security-key/finish",
             web::post().to(passkey::second_finish),
         )
+        // Step-up to a passkey for portals that need acr 3 (issue 4, login).
+        .route(step_up::PAGE, web::get().to(step_up::page_get))
+        .route(
+            "/login/passkey-step-up/start",
+            web::post().to(step_up::start),
+        )
+        .route(
+            "/login/passkey-step-up/finish",
+            web::post().to(step_up::finish),
+        )
+        .route(
+            step_up::NO_PASSKEY_PAGE,
+            web::get().to(step_up::needed_page),
+        )
+        .route(step_up::NO_PASSKEY_PAGE, web::post().to(step_up::give_up))
         // The person: profile, identity documents (issue 5, identity).
         .route("/register", web::get().to(register::page))
         .route("/register", web::post().to(register::submit))
+        .route("/activate", web::get().to(activate::page_get))
+        .route("/activate", web::post().to(activate::submit))
         .route("/account/profile", web::get().to(profile::profile_page))
+        .route(bank::PATH, web::post().to(bank::confirm))
+        .route(certificate::PAGE, web::get().to(certificate::page_get))
+        .route(certificate::PAGE, web::post().to(certificate::submit))
         .route(
             "/account/profile/identity",
             web::post().to(profile::submit_identity),
+        )
+        .route(
+            "/account/profile/contact",
+            web::post().to(profile_edit::contact_start),
+        )
+        .route(
+            "/account/profile/contact/confirm",
+            web::post().to(profile_edit::contact_confirm),
+        )
+        .route(
+            "/account/profile/contact/remove",
+            web::post().to(profile_edit::contact_remove),
+        )
+        .route(
+            "/account/profile/address",
+            web::post().to(profile_edit::address_save),
+        )
+        .route(
+            "/account/profile/address/remove",
+            web::post().to(profile_edit::address_remove),
         )
         .route("/account/security", web::get().to(account::security_page))
         .route(
@@ -185,6 +234,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::recovery_codes),
         )
         .route("/account/security/remove", web::post().to(account::remove))
+        // The mobile app registers a push device for sign-in codes (docs/design/push.md).
+        .route(
+            "/account/push-devices",
+            web::post().to(account::register_push_device),
+        )
         .route(
             "/account/security/webauthn/start",
             web::post().to(account::webauthn_start),

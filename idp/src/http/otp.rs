@@ -1,7 +1,9 @@
-//! One-time codes by SMS, voice call and e-mail as the second factor of a sign-in: the
-//! "send me a code" action of the second-factor page, and the check of an entered code.
-//! Codes go out through the notification outbox; the challenge (a keyed hash) is in the
-//! ephemeral store under the scope `login:<tx>` (`authn/otp.rs`).
+//! One-time codes by SMS, voice call, e-mail and push (to the person's registered mobile
+//! app) as the second factor of a sign-in: the "send me a code" action of the second-factor
+//! page, and the check of an entered code. Codes go out through the notification outbox; the
+//! challenge (a keyed hash) is in the ephemeral store under the scope `login:<tx>`
+//! (`authn/otp.rs`). A code by push goes to one device, the one used last (else the newest),
+//! with its token as the recipient (`docs/design/push.md`).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,13 +11,13 @@ use consent_ui::{Factor, FactorError, Lang};
 
 use super::error::page_failure;
 use super::login::{audit, expired, see_other, tx_form};
-use crate::authn::otp::{self, CodeChannel, Codes, Purpose, Refused, Verdict};
+use crate::authn::otp::{self, CodeChannel, Codes, Purpose, Refused, Shown, Verdict};
 use crate::authn::transaction::LoginTx;
 use crate::domain::Subject;
-use crate::notify::{NewMessage, OutboxStore};
+use crate::notify::{push_recipient, NewMessage, OutboxStore};
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::{SigninStore, SubjectStore};
+use crate::store::{PushDevice, PushDeviceStore, SigninStore, SubjectStore};
 
 /// The code service of this node.
 pub(super) fn codes(state: &AppState) -> Result<Codes<'_>, OAuthError> {
@@ -37,7 +39,7 @@ pub fn factor_of(c: CodeChannel) -> Option<Factor> {
         CodeChannel::Sms => Some(Factor::Sms),
         CodeChannel::Voice => Some(Factor::Voice),
         CodeChannel::Email => Some(Factor::Email),
-        CodeChannel::Push => None,
+        CodeChannel::Push => Some(Factor::Push),
     }
 }
 
@@ -46,12 +48,13 @@ pub fn channel_of(f: Factor) -> Option<CodeChannel> {
         Factor::Sms => Some(CodeChannel::Sms),
         Factor::Voice => Some(CodeChannel::Voice),
         Factor::Email => Some(CodeChannel::Email),
+        Factor::Push => Some(CodeChannel::Push),
         _ => None,
     }
 }
 
 /// Where a code of `channel` goes for this person: the confirmed phone (SMS, voice) or the
-/// confirmed e-mail. Push needs a registered device, which the profile does not hold yet.
+/// confirmed e-mail. Push goes to a registered device ([`push_device`]), not to a contact.
 pub fn contact(subject: &Subject, channel: CodeChannel) -> Option<String> {
     let p = &subject.profile;
     match channel {
@@ -79,11 +82,35 @@ pub(super) async fn find_subject(
     Ok(state.store.call(move |s| s.find_subject(&sub)).await?)
 }
 
-/// Whether the person can confirm a sign-in with a code by SMS, voice or e-mail.
+/// The device a code by push goes to: the person's device used last, else the newest.
+pub async fn push_device(
+    state: &AppState,
+    subject_id: &str,
+) -> Result<Option<PushDevice>, OAuthError> {
+    let sub = subject_id.to_string();
+    let devices = state.store.call(move |s| s.list_push_devices(&sub)).await?;
+    Ok(PushDevice::preferred(&devices).cloned())
+}
+
+/// The code channels of [`channels`], and push when the person has a device (shown by its
+/// name).
+pub async fn code_channels(
+    state: &AppState,
+    subject: &Subject,
+) -> Result<Vec<(CodeChannel, String)>, OAuthError> {
+    let mut out = channels(subject);
+    if let Some(d) = push_device(state, &subject.id).await? {
+        out.push((CodeChannel::Push, d.name));
+    }
+    Ok(out)
+}
+
+/// Whether the person can confirm a sign-in with a code by SMS, voice, e-mail or push.
 pub async fn has_code_channel(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
-    Ok(find_subject(state, subject_id)
-        .await?
-        .is_some_and(|s| !channels(&s).is_empty()))
+    match find_subject(state, subject_id).await? {
+        Some(s) => Ok(!code_channels(state, &s).await?.is_empty()),
+        None => Ok(false),
+    }
 }
 
 /// The second factor the person used last (`None` when none was recorded).
@@ -133,7 +160,7 @@ pub(super) async fn send(
     Ok(())
 }
 
-/// `POST /login/otp/send` (`tx`, `csrf`, `channel` = sms | voice | email; other fields of
+/// `POST /login/otp/send` (`tx`, `csrf`, `channel` = sms | voice | email | push; other fields of
 /// the second-factor form are ignored): sends a code to
 /// the person's confirmed contact, unless one was sent less than a minute ago or the hourly
 /// budget is used up (a precise answer and an audit event either way).
@@ -149,6 +176,10 @@ pub async fn send_code(
     let Some(pending) = tx.pending.clone() else {
         return expired(lang);
     };
+    // No code is sent for a sign-in that needs a passkey (none could finish it).
+    if pending.needs_passkey() {
+        return super::login::see_other(&format!("{}?tx={}", super::step_up::PAGE, tx.id));
+    }
     let render = |error: FactorError, status: StatusCode| {
         let (state, tx, pending) = (&state, &tx, &pending);
         async move {
@@ -166,16 +197,37 @@ pub async fn send_code(
         Ok(None) => return expired(lang),
         Err(e) => return page_failure(lang, &e),
     };
-    let Some((channel, to)) = channel.and_then(|c| contact(&subject, c).map(|to| (c, to))) else {
+    let target = match channel {
+        Some(CodeChannel::Push) => match push_device(&state, &pending.subject_id).await {
+            Ok(d) => d.map(|d| {
+                let shown = Shown {
+                    masked_to: d.name,
+                    device: Some(d.id),
+                };
+                let to = push_recipient(d.platform.as_str(), d.token.expose());
+                (CodeChannel::Push, to, shown)
+            }),
+            Err(e) => return page_failure(lang, &e),
+        },
+        Some(c) => contact(&subject, c).map(|to| {
+            let shown = Shown {
+                masked_to: otp::mask(c, &to),
+                device: None,
+            };
+            (c, to, shown)
+        }),
+        None => None,
+    };
+    let Some((channel, to, shown)) = target else {
         return render(FactorError::Malformed, StatusCode::BAD_REQUEST).await;
     };
     let result = async {
         let issued = codes(&state)?
-            .issue(
+            .issue_shown(
                 &login_scope(&tx),
                 &format!("sub:{}", pending.subject_id),
                 channel,
-                &to,
+                shown,
                 state.now(),
             )
             .await?;
@@ -213,9 +265,20 @@ pub(super) async fn check(
 ) -> Result<Result<CodeChannel, FactorError>, OAuthError> {
     let codes = codes(state)?;
     let scope = login_scope(tx);
-    let channel = codes.current(&scope).await?.map(|c| c.channel);
+    let waiting = codes.current(&scope).await?;
+    let channel = waiting.as_ref().map(|c| c.channel);
     Ok(match codes.verify(&scope, code, state.now()).await? {
-        Verdict::Right => channel.ok_or(FactorError::UsedCode),
+        Verdict::Right => {
+            // The device's "last used" on the security page.
+            if let Some(id) = waiting.and_then(|c| c.device) {
+                let now = state.now();
+                state
+                    .store
+                    .call(move |s| s.touch_push_device(&id, now))
+                    .await?;
+            }
+            channel.ok_or(FactorError::UsedCode)
+        }
         Verdict::Wrong { left } => Err(FactorError::WrongLeft(left)),
         Verdict::Exhausted => Err(FactorError::WrongLeft(0)),
         Verdict::Expired => Err(FactorError::Expired),

@@ -21,10 +21,11 @@ use crate::domain::credential::{WebauthnCredential, WebauthnKind};
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::WebauthnStore;
+use crate::store::{AuditStore, WebauthnStore};
 
 /// What the owner is told when a key's signature counter went backwards.
-const CLONED: &str = "ключ отклонён при входе: его счётчик подписей уменьшился, ключ мог быть \
+pub(super) const CLONED: &str =
+    "ключ отклонён при входе: его счётчик подписей уменьшился, ключ мог быть \
      скопирован; удалите его на странице «Безопасность»";
 
 /// The relying party, or `None` (logged) when the issuer cannot be one.
@@ -69,8 +70,9 @@ pub(super) fn problem(r: Refusal) -> WebauthnProblem {
     }
 }
 
-/// The form of a `start` call within a login transaction (JSON errors, not pages).
-async fn start_tx(
+/// The form of a `start` call within a login transaction (JSON errors, not pages), under
+/// the ceremony rate limits.
+pub(super) async fn start_tx(
     state: &AppState,
     req: &HttpRequest,
     body: &web::Bytes,
@@ -87,7 +89,58 @@ async fn start_tx(
     if !csrf_ok(&form, &tx) {
         return Err(json_refusal(StatusCode::FORBIDDEN, "csrf"));
     }
+    let lang = super::login::tx_lang(req, &tx);
+    let client = Some(tx.request.client_id.clone());
+    start_allowed(state, req, lang, &format!("tx:{}", tx.id), client).await?;
     Ok(tx)
+}
+
+/// The rate limits of ceremony starts (each keeps a challenge in the ephemeral store):
+/// per IP address and per login transaction or session (`binding`), counted in the
+/// ephemeral store so they hold across nodes. A flood gets a 429 with a readable message
+/// and `Retry-After`, and an audit event (`webauthn.throttled`).
+pub(super) async fn start_allowed(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: consent_ui::Lang,
+    binding: &str,
+    client_id: Option<String>,
+) -> Result<(), HttpResponse> {
+    let ip = ip_of(state, req).unwrap_or_default();
+    let hashed = keys::sha256_b64url(binding.as_bytes());
+    let limit = match throttle(state).ceremony_start(&ip, &hashed).await {
+        Ok(None) => return Ok(()),
+        Ok(Some(l)) => l,
+        Err(_) => return Err(json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")),
+    };
+    let event = crate::audit::AuditEvent {
+        at: state.now(),
+        kind: "webauthn.throttled".into(),
+        subject_id: None,
+        client_id,
+        ip: ip_of(state, req),
+        detail: serde_json::json!({ "limit": limit.as_str() }),
+    };
+    if let Err(e) = state.store.call(move |s| s.append_audit(&event)).await {
+        tracing::error!(error = %e, "cannot write the audit event of a throttled ceremony");
+    }
+    let window = state.cfg.lockout.ceremony_window_secs;
+    let minutes = window.div_ceil(60).max(1);
+    let message = match lang {
+        consent_ui::Lang::Ru => {
+            format!("Слишком много запросов ключа доступа. Попробуйте снова через {minutes} мин.")
+        }
+        consent_ui::Lang::En => {
+            format!("Too many passkey requests. Please try again in {minutes} min.")
+        }
+    };
+    Err(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Retry-After", window.to_string()))
+        .json(serde_json::json!({
+            "error": "too_many_requests",
+            "error_description": message,
+        })))
 }
 
 /// `POST /login/passkey/start`: options for a discoverable-credential request.
@@ -318,6 +371,65 @@ pub(super) async fn security_keys_of(
         .collect())
 }
 
+/// The subject's passkeys.
+pub(super) async fn passkeys_of(
+    state: &AppState,
+    subject_id: &str,
+) -> Result<Vec<WebauthnCredential>, OAuthError> {
+    let sub = subject_id.to_string();
+    let all = state.store.call(move |s| s.list_webauthn(&sub)).await?;
+    Ok(all
+        .into_iter()
+        .filter(|c| c.kind == WebauthnKind::Passkey)
+        .collect())
+}
+
+/// Whether the subject has a passkey (what a portal that needs acr 3 asks for).
+pub async fn has_passkey(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
+    Ok(!passkeys_of(state, subject_id).await?.is_empty())
+}
+
+/// A passkey of a known person that verified (a step-up): how it was held, and its label.
+pub(super) struct OwnPasskey {
+    pub backup_eligible: bool,
+    pub name: String,
+}
+
+/// Whether a stored passkey may be synced between devices (its backup-eligible flag, set at
+/// registration and fixed for its life: WebAuthn §6.1.3).
+fn backup_eligible(stored: &WebauthnCredential) -> bool {
+    match wa::StoredKey::parse(&stored.data) {
+        Some(wa::StoredKey::PasskeyV1 { key }) => serde_json::to_value(&key)
+            .ok()
+            .and_then(|v| v["cred"]["backup_eligible"].as_bool())
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Verifies an assertion of one of `subject_id`'s passkeys against a ceremony started for
+/// them (`start_passkey_authentication` with their credentials only): the shared check of
+/// a known key (`account::verify_key_assertion`, which also records the counter), limited
+/// to passkey ceremonies.
+pub(super) async fn verify_own_passkey(
+    state: &AppState,
+    ceremony: Ceremony,
+    subject_id: &str,
+    json: &str,
+) -> Result<Result<OwnPasskey, Refusal>, OAuthError> {
+    if !matches!(ceremony.state, CeremonyState::ConfirmPasskey(_)) {
+        return Ok(Err(Refusal::OtherBrowser));
+    }
+    Ok(
+        super::account::verify_key_assertion(state, ceremony, subject_id, json)
+            .await?
+            .map(|key| OwnPasskey {
+                backup_eligible: backup_eligible(&key),
+                name: key.name,
+            }),
+    )
+}
+
 /// Whether the subject has a security key (it turns two-factor sign-in on, like an app).
 pub async fn has_security_key(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
     Ok(!security_keys_of(state, subject_id).await?.is_empty())
@@ -333,7 +445,8 @@ pub async fn second_start(
         Ok(tx) => tx,
         Err(r) => return r,
     };
-    let Some(pending) = tx.pending.clone() else {
+    // A sign-in that needs a passkey cannot be finished by a security key.
+    let Some(pending) = tx.pending.clone().filter(|p| !p.needs_passkey()) else {
         return json_refusal(StatusCode::BAD_REQUEST, "expired");
     };
     let Some(rp) = relying_party(&state) else {
@@ -378,49 +491,71 @@ pub async fn second_start(
     }
 }
 
-/// Verifies a security-key assertion of `subject_id` against a second-factor ceremony.
+/// Verifies a security-key assertion of `subject_id` against a second-factor ceremony (the
+/// check itself is shared with the security page's confirmation).
 async fn verify_second(
     state: &AppState,
     ceremony: Ceremony,
     subject_id: &str,
     json: &str,
 ) -> Result<Result<String, Refusal>, OAuthError> {
-    let CeremonyState::SecondFactor(st) = ceremony.state else {
-        return Ok(Err(Refusal::OtherBrowser));
-    };
-    if ceremony.subject_id.as_deref() != Some(subject_id) {
+    if !matches!(ceremony.state, CeremonyState::SecondFactor(_)) {
         return Ok(Err(Refusal::OtherBrowser));
     }
-    let Some(rp) = relying_party(state) else {
-        return Ok(Err(Refusal::Invalid));
-    };
-    let cred: PublicKeyCredential = match wa::parse_response(json) {
-        Ok(c) => c,
-        Err(r) => return Ok(Err(r)),
-    };
-    let cred_id = wa::cred_id_b64(cred.get_credential_id());
-    let stored = state
-        .store
-        .call(move |s| s.find_webauthn(&cred_id))
-        .await?
-        .filter(|c| c.kind == WebauthnKind::SecurityKey && c.subject_id == subject_id);
-    let Some(stored) = stored else {
-        return Ok(Err(Refusal::UnknownCredential));
-    };
-    let Some(wa::StoredKey::SecurityKeyV1 { key: mut sk }) = wa::StoredKey::parse(&stored.data)
-    else {
-        return Ok(Err(Refusal::Invalid));
-    };
-    let result = match rp.finish_securitykey_authentication(&cred, &st) {
-        Ok(r) => r,
-        Err(e) => return Ok(Err(Refusal::from(&e))),
-    };
-    sk.update_credential(&result);
-    let data = wa::StoredKey::SecurityKeyV1 { key: sk }.to_json();
-    if let Err(r) = record_use(state, &stored, result.counter(), data).await? {
-        return Ok(Err(r));
+    Ok(
+        super::account::verify_key_assertion(state, ceremony, subject_id, json)
+            .await?
+            .map(|key| key.name),
+    )
+}
+
+/// A refused key in a pending sign-in (a security key as the second factor, or a passkey
+/// step-up).
+pub(super) struct KeyFailure {
+    /// The audit event.
+    pub kind: &'static str,
+    /// The audit detail's `method`.
+    pub method: &'static str,
+    pub refusal: Refusal,
+}
+
+impl KeyFailure {
+    /// Tells the owner of a possibly cloned key, writes the audit event and counts the
+    /// failure (a cancelled request is not a wrong answer). The third sends the person back
+    /// to the password (`Err` with that redirect); otherwise the transaction keeps the count
+    /// and the caller shows its page again.
+    pub(super) async fn record(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        lang: consent_ui::Lang,
+        tx: &mut LoginTx,
+        mut pending: login::Pending,
+    ) -> Result<(), HttpResponse> {
+        let sub = pending.subject_id.clone();
+        if self.refusal == Refusal::CounterRegression {
+            super::account::notify_owner(state, &sub, CLONED)
+                .await
+                .map_err(|e| page_failure(lang, &e))?;
+        }
+        let detail = serde_json::json!({ "method": self.method, "reason": self.refusal.as_str() });
+        audit(state, req, tx, self.kind, Some(sub), detail)
+            .await
+            .map_err(|e| page_failure(lang, &e))?;
+        if self.refusal != Refusal::Cancelled {
+            pending.failures += 1;
+        }
+        let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+        let over = pending.failures >= MAX_CODE_FAILURES;
+        tx.pending = (!over).then_some(pending);
+        tx.save(state.eph.as_ref(), ttl)
+            .await
+            .map_err(|e| page_failure(lang, &e.into()))?;
+        match over {
+            true => Err(see_other(&format!("/login?tx={}&notice=codes", tx.id))),
+            false => Ok(()),
+        }
     }
-    Ok(Ok(stored.name))
 }
 
 /// `POST /login/security-key/finish`: the second factor by security key.
@@ -433,7 +568,7 @@ pub async fn second_finish(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let Some(mut pending) = tx.pending.clone() else {
+    let Some(pending) = tx.pending.clone().filter(|p| !p.needs_passkey()) else {
         return expired(lang);
     };
     let ip = ip_of(&state, &req).unwrap_or_default();
@@ -465,42 +600,16 @@ pub async fn second_finish(
             signed_in(&state, &req, lang, tx, &sub, acr, amr, remember).await
         }
         Err(refusal) => {
-            if refusal == Refusal::CounterRegression {
-                if let Err(e) =
-                    super::account::notify_owner(&state, &pending.subject_id, CLONED).await
-                {
-                    return page_failure(lang, &e);
-                }
-            }
-            let detail =
-                serde_json::json!({ "method": "security_key", "reason": refusal.as_str() });
-            if let Err(e) = audit(
-                &state,
-                &req,
-                &tx,
-                "login.second_factor_failure",
-                subject,
-                detail,
-            )
-            .await
+            let failure = KeyFailure {
+                kind: "login.second_factor_failure",
+                method: "security_key",
+                refusal,
+            };
+            if let Err(r) = failure
+                .record(&state, &req, lang, &mut tx, pending.clone())
+                .await
             {
-                return page_failure(lang, &e);
-            }
-            let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
-            // A cancelled request is not a wrong answer.
-            if refusal != Refusal::Cancelled {
-                pending.failures += 1;
-            }
-            if pending.failures >= MAX_CODE_FAILURES {
-                tx.pending = None;
-                if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
-                    return page_failure(lang, &e.into());
-                }
-                return see_other(&format!("/login?tx={}&notice=codes", tx.id));
-            }
-            tx.pending = Some(pending.clone());
-            if let Err(e) = tx.save(state.eph.as_ref(), ttl).await {
-                return page_failure(lang, &e.into());
+                return r;
             }
             let err = FactorError::SecurityKey(problem(refusal));
             super::second_factor::render(&state, lang, &tx, &pending, Some(err)).await

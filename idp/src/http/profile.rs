@@ -5,7 +5,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use consent_ui::{ErrorKind, Lang, ProfilePage, VerificationView};
+use consent_ui::{
+    AddressView, CodeView, ContactView, ErrorKind, Lang, ProfilePage, VerificationView,
+};
 
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
@@ -13,7 +15,7 @@ use super::login::see_other;
 use crate::audit::AuditEvent;
 use crate::authn::transaction::LoginTx;
 use crate::domain::identifier::Snils;
-use crate::domain::person::{IdentityForm, Person, Verification, VerificationState};
+use crate::domain::person::{AddressKind, IdentityForm, Person, Verification, VerificationState};
 use crate::domain::{SsoSession, Subject};
 use crate::protocol::authorize::{AuthRequest, ResponseMode, ResponseTarget};
 use crate::protocol::params::Params;
@@ -21,7 +23,7 @@ use crate::protocol::{tokens, OAuthError};
 use crate::state::AppState;
 use crate::store::{AuditStore, PersonStore, StoreError, SubjectStore};
 
-const PAGE: &str = "/account/profile";
+pub(super) const PAGE: &str = "/account/profile";
 
 /// CSRF token of the profile forms: a keyed hash of the session cookie.
 fn csrf_token(state: &AppState, req: &HttpRequest) -> Option<String> {
@@ -82,13 +84,13 @@ async fn start_sign_in(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpR
     }
 }
 
-struct Ctx {
-    session: SsoSession,
-    csrf: String,
-    lang: Lang,
+pub(super) struct Ctx {
+    pub(super) session: SsoSession,
+    pub(super) csrf: String,
+    pub(super) lang: Lang,
 }
 
-async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpResponse> {
+pub(super) async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpResponse> {
     let lang = lang_of(req, None);
     let session = match super::authorize::current_session(state, req).await {
         Ok(Some(s)) => s,
@@ -244,13 +246,60 @@ async fn load(
 }
 
 /// Renders the profile; `values` refill the identity form after an error.
-async fn render(
+pub(super) async fn render(
     state: &AppState,
     ctx: &Ctx,
     status: StatusCode,
     error: Option<&str>,
     notice: Option<&str>,
     values: &[(&str, String)],
+) -> HttpResponse {
+    render_with(state, ctx, status, error, notice, values, None).await
+}
+
+/// The sign-in contacts (e-mail, mobile) as the profile page shows them.
+fn contact_views(s: &Subject) -> Vec<ContactView> {
+    let p = &s.profile;
+    [
+        ("email", p.email.clone()),
+        ("mobile", p.phone_number.clone()),
+    ]
+    .into_iter()
+    .map(|(kind, value)| {
+        let is_login = value.as_deref() == Some(s.login.as_str());
+        ContactView {
+            kind,
+            value,
+            is_login,
+        }
+    })
+    .collect()
+}
+
+fn address_views(p: &Person) -> Vec<AddressView> {
+    p.addresses
+        .iter()
+        .map(|a| AddressView {
+            kind: match a.kind {
+                AddressKind::Registration => "registration",
+                AddressKind::Living => "living",
+            },
+            formatted: a.formatted.clone(),
+            zip: a.zip.clone().unwrap_or_default(),
+            country: a.country.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Renders the profile, with the code form of a contact change when `code_for` is set.
+pub(super) async fn render_with(
+    state: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    error: Option<&str>,
+    notice: Option<&str>,
+    values: &[(&str, String)],
+    code_for: Option<CodeView<'_>>,
 ) -> HttpResponse {
     let loaded = match load(state, ctx.lang, &ctx.session.subject_id).await {
         Ok(Some(l)) => l,
@@ -299,6 +348,7 @@ async fn render(
             }
         }
     }
+    let (contacts, addresses) = (contact_views(&loaded.subject), address_views(p));
     let body = ProfilePage {
         lang: ctx.lang,
         csrf: &ctx.csrf,
@@ -311,8 +361,11 @@ async fn render(
         values: &all,
         error,
         // "Sent for checking" only while the check is under way.
-        notice: notice.filter(|_| pending),
+        notice: notice.filter(|n| *n != "submitted" || pending),
         history: &loaded.history,
+        contacts: &contacts,
+        addresses: &addresses,
+        code_for,
     }
     .render();
     html(status, body)
@@ -324,12 +377,18 @@ pub async fn profile_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
         Ok(c) => c,
         Err(r) => return r,
     };
-    let notice = Params::parse(req.query_string().as_bytes())
-        .get("notice")
-        .ok()
-        .flatten()
-        .filter(|n| *n == "submitted")
-        .map(|_| "submitted");
+    let query = Params::parse(req.query_string().as_bytes());
+    let notice = query.get("notice").ok().flatten().and_then(|n| {
+        [
+            "submitted",
+            "contact_changed",
+            "contact_removed",
+            "address_saved",
+            "address_removed",
+        ]
+        .into_iter()
+        .find(|k| *k == n)
+    });
     render(&state, &ctx, StatusCode::OK, None, notice, &[]).await
 }
 
@@ -364,7 +423,7 @@ fn form_of(form: &Params) -> IdentityForm {
     }
 }
 
-fn event(
+pub(super) fn event(
     state: &AppState,
     req: &HttpRequest,
     kind: &str,

@@ -125,16 +125,26 @@ fn forgot_page(
     html(status, body)
 }
 
+/// The login transaction named by `?tx=` and its language, or the page to answer with.
+async fn query_tx(state: &AppState, req: &HttpRequest) -> Result<(LoginTx, Lang), HttpResponse> {
+    let lang = lang_of(req, None);
+    match load_tx(state, req, &tx_param(req)).await {
+        Ok(Some(tx)) => {
+            let lang = tx_lang(req, &tx);
+            Ok((tx, lang))
+        }
+        Ok(None) => Err(expired(lang)),
+        Err(e) => Err(page_failure(lang, &e)),
+    }
+}
+
 /// `GET /recover/password?tx=`, `GET /recover/login?tx=`: the contact form.
 pub async fn contact_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let tx = match load_tx(&state, &req, &tx_param(&req)).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(lang),
-        Err(e) => return page_failure(lang, &e),
+    let (tx, lang) = match query_tx(&state, &req).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
     let flow = flow_of(req.path());
-    let lang = tx_lang(&req, &tx);
     forgot_page(
         lang,
         flow,
@@ -200,8 +210,38 @@ pub async fn password_request(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
+    contact_request(Forgot::Password, &state, &req, &body).await
+}
+
+/// `POST /recover/login` (`tx`, `csrf`, `contact`): the login is sent to the contact if an
+/// account uses it; the same answer, after the same time, if none does.
+pub async fn login_request(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    contact_request(Forgot::Login, &state, &req, &body).await
+}
+
+/// What the step of a flow did with a typed contact, for the audit event and the answer.
+struct Requested {
+    refused: Option<ForgotError>,
+    /// The account the audit event names.
+    subject_id: Option<String>,
+    /// The forgot-password flow to keep when nothing was refused.
+    recovery: Option<Recovery>,
+}
+
+/// Both contact forms: the typed contact, the per-address throttle, the flow's step, the
+/// audit event, and the answer padded to the same time whether or not an account uses it.
+async fn contact_request(
+    flow: Forgot,
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> HttpResponse {
     let started = std::time::Instant::now();
-    let (form, tx, lang) = match tx_form(&state, &req, &body).await {
+    let (form, tx, lang) = match tx_form(state, req, body).await {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -210,7 +250,7 @@ pub async fn password_request(
         Err(typed) => {
             return forgot_page(
                 lang,
-                Forgot::Password,
+                flow,
                 ForgotStep::Contact,
                 &tx,
                 &typed,
@@ -220,11 +260,11 @@ pub async fn password_request(
         }
     };
     let run = async {
-        let ip = super::login::ip_of(&state, &req).unwrap_or_default();
-        if !throttle(&state).ip_attempt(&ip).await? {
+        let ip = super::login::ip_of(state, req).unwrap_or_default();
+        if !throttle(state).ip_attempt(&ip).await? {
             audit(
-                &state,
-                &req,
+                state,
+                req,
                 &tx,
                 "recovery.throttled",
                 None,
@@ -233,37 +273,55 @@ pub async fn password_request(
             .await?;
             return Ok(Some(ForgotError::TooMany));
         }
-        let contact_index = state
+        let index = state
             .store
             .vault()?
             .blind_index(&format!("recover:{contact}"));
-        let subject_id = account_of(&state, &contact).await?;
-        let rec = Recovery {
-            v: 1,
-            subject_id: subject_id.clone(),
-            channel,
-            contact_index,
-            verified: false,
+        let done = match flow {
+            Forgot::Password => send_code(state, &tx, contact, channel, index, lang).await?,
+            Forgot::Login => send_login(state, contact, channel, index, lang).await?,
         };
-        let refused = issue_and_send(&state, &tx, &rec, Some(contact), lang).await?;
         let detail = serde_json::json!({
-            "flow": "password",
+            "flow": match flow {
+                Forgot::Password => "password",
+                Forgot::Login => "login",
+            },
             "channel": channel.as_str(),
-            "refused": refused.map(|r| format!("{r:?}")),
+            "refused": done.refused.map(|r| format!("{r:?}")),
         });
-        audit(&state, &req, &tx, "recovery.requested", subject_id, detail).await?;
-        if refused.is_none() {
-            save(&state, &tx, &rec).await?;
+        audit(
+            state,
+            req,
+            &tx,
+            "recovery.requested",
+            done.subject_id,
+            detail,
+        )
+        .await?;
+        if let (None, Some(rec)) = (done.refused, &done.recovery) {
+            save(state, &tx, rec).await?;
         }
-        Ok::<_, OAuthError>(refused)
+        Ok::<_, OAuthError>(done.refused)
     };
     let result = run.await;
-    pad(&state, started).await;
+    pad(state, started).await;
     match result {
-        Ok(None) => see_other(&format!("/recover/password/code?tx={}", tx.id)),
+        Ok(None) => match flow {
+            Forgot::Password => see_other(&format!("/recover/password/code?tx={}", tx.id)),
+            Forgot::Login => {
+                let link = format!("/login?tx={}", tx.id);
+                let body = NoticePage {
+                    lang,
+                    notice: Notice::LoginSent,
+                    link: Some(&link),
+                }
+                .render();
+                html(StatusCode::OK, body)
+            }
+        },
         Ok(Some(err)) => forgot_page(
             lang,
-            Forgot::Password,
+            flow,
             ForgotStep::Contact,
             &tx,
             "",
@@ -271,6 +329,86 @@ pub async fn password_request(
             StatusCode::TOO_MANY_REQUESTS,
         ),
         Err(e) => page_failure(lang, &e),
+    }
+}
+
+/// Forgot password: a code to the contact when an account uses it (see [`issue_and_send`]).
+async fn send_code(
+    state: &AppState,
+    tx: &LoginTx,
+    contact: String,
+    channel: CodeChannel,
+    contact_index: String,
+    lang: Lang,
+) -> Result<Requested, OAuthError> {
+    let subject_id = account_of(state, &contact).await?;
+    let rec = Recovery {
+        v: 1,
+        subject_id: subject_id.clone(),
+        channel,
+        contact_index,
+        verified: false,
+    };
+    let refused = issue_and_send(state, tx, &rec, Some(contact), lang).await?;
+    Ok(Requested {
+        refused,
+        subject_id,
+        recovery: Some(rec),
+    })
+}
+
+/// Forgot login: the logins of the accounts using the contact, sent to it.
+async fn send_login(
+    state: &AppState,
+    contact: String,
+    channel: CodeChannel,
+    index: String,
+    lang: Lang,
+) -> Result<Requested, OAuthError> {
+    // The same cooldown and budget as codes: one message a minute, five an hour.
+    let issued = super::otp::codes(state)?
+        .issue(
+            &format!("forgot-login:{index}"),
+            &format!("contact:{index}"),
+            channel,
+            &contact,
+            state.now(),
+        )
+        .await?;
+    let refused = issued.err().map(refusal);
+    let subjects = accounts_of(state, &contact).await?;
+    if let (None, false) = (refused, subjects.is_empty()) {
+        let logins: Vec<&str> = subjects.iter().map(|s| s.login.as_str()).collect();
+        let logins = logins.join(", ");
+        let text = match lang {
+            Lang::En => format!(
+                "Your Propusk login: {logins}. You can also sign in with your confirmed phone, e-mail, SNILS or INN."
+            ),
+            Lang::Ru => format!(
+                "Ваш логин в Пропуске: {logins}. Войти можно также по подтверждённым телефону, почте, СНИЛС или ИНН."
+            ),
+        };
+        let m = NewMessage::new(channel.notify(), contact, "forgot_login", text)
+            .with_subject(match lang {
+                Lang::En => "Your login",
+                Lang::Ru => "Ваш логин",
+            })
+            .with_locale(lang.code());
+        let now = state.now();
+        state.store.call(move |st| st.enqueue(&m, now)).await?;
+    }
+    Ok(Requested {
+        refused,
+        subject_id: subjects.into_iter().next().map(|s| s.id),
+        recovery: None,
+    })
+}
+
+/// The page's words for a refused code or message.
+fn refusal(r: Refused) -> ForgotError {
+    match r {
+        Refused::TooSoon { wait_secs } => ForgotError::TooSoon(wait_secs),
+        Refused::TooMany => ForgotError::TooMany,
     }
 }
 
@@ -300,20 +438,16 @@ async fn issue_and_send(
             }
             Ok(None)
         }
-        Err(Refused::TooSoon { wait_secs }) => Ok(Some(ForgotError::TooSoon(wait_secs))),
-        Err(Refused::TooMany) => Ok(Some(ForgotError::TooMany)),
+        Err(r) => Ok(Some(refusal(r))),
     }
 }
 
 /// `GET /recover/password/code?tx=`.
 pub async fn code_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let tx = match load_tx(&state, &req, &tx_param(&req)).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(lang),
-        Err(e) => return page_failure(lang, &e),
+    let (tx, lang) = match query_tx(&state, &req).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
-    let lang = tx_lang(&req, &tx);
     match load(&state, &tx).await {
         Ok(Some(_)) => forgot_page(
             lang,
@@ -487,13 +621,10 @@ async fn verified(state: &AppState, tx: &LoginTx) -> Result<Option<String>, OAut
 
 /// `GET /recover/password/new?tx=`.
 pub async fn new_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let tx = match load_tx(&state, &req, &tx_param(&req)).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return expired(lang),
-        Err(e) => return page_failure(lang, &e),
+    let (tx, lang) = match query_tx(&state, &req).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
     };
-    let lang = tx_lang(&req, &tx);
     match verified(&state, &tx).await {
         Ok(Some(_)) => reset_page(lang, &tx, &[]),
         Ok(None) => expired(lang),
@@ -546,121 +677,6 @@ pub async fn new_post(
         Ok(Ok(())) => see_other(&format!("/login?tx={}&notice=reset", tx.id)),
         Ok(Err(Some(problems))) => reset_page(lang, &tx, &problems),
         Ok(Err(None)) => expired(lang),
-        Err(e) => page_failure(lang, &e),
-    }
-}
-
-/// `POST /recover/login` (`tx`, `csrf`, `contact`): the login is sent to the contact if an
-/// account uses it; the same answer, after the same time, if none does.
-pub async fn login_request(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> HttpResponse {
-    let started = std::time::Instant::now();
-    let (form, tx, lang) = match tx_form(&state, &req, &body).await {
-        Ok(v) => v,
-        Err(resp) => return resp,
-    };
-    let (contact, channel) = match contact_field(&form) {
-        Ok(v) => v,
-        Err(typed) => {
-            return forgot_page(
-                lang,
-                Forgot::Login,
-                ForgotStep::Contact,
-                &tx,
-                &typed,
-                Some(ForgotError::BadContact),
-                StatusCode::BAD_REQUEST,
-            )
-        }
-    };
-    let run = async {
-        let ip = super::login::ip_of(&state, &req).unwrap_or_default();
-        if !throttle(&state).ip_attempt(&ip).await? {
-            audit(
-                &state,
-                &req,
-                &tx,
-                "recovery.throttled",
-                None,
-                serde_json::json!({}),
-            )
-            .await?;
-            return Ok(Some(ForgotError::TooMany));
-        }
-        let index = state
-            .store
-            .vault()?
-            .blind_index(&format!("recover:{contact}"));
-        // The same cooldown and budget as codes: one message a minute, five an hour.
-        let issued = super::otp::codes(&state)?
-            .issue(
-                &format!("forgot-login:{index}"),
-                &format!("contact:{index}"),
-                channel,
-                &contact,
-                state.now(),
-            )
-            .await?;
-        let refused = match issued {
-            Ok(_) => None,
-            Err(Refused::TooSoon { wait_secs }) => Some(ForgotError::TooSoon(wait_secs)),
-            Err(Refused::TooMany) => Some(ForgotError::TooMany),
-        };
-        let subjects = accounts_of(&state, &contact).await?;
-        if let (None, false) = (refused, subjects.is_empty()) {
-            let logins: Vec<&str> = subjects.iter().map(|s| s.login.as_str()).collect();
-            let logins = logins.join(", ");
-            let text = match lang {
-                Lang::En => format!(
-                    "Your Propusk login: {logins}. You can also sign in with your confirmed phone, e-mail, SNILS or INN."
-                ),
-                Lang::Ru => format!(
-                    "Ваш логин в Пропуске: {logins}. Войти можно также по подтверждённым телефону, почте, СНИЛС или ИНН."
-                ),
-            };
-            let m = NewMessage::new(channel.notify(), contact.clone(), "forgot_login", text)
-                .with_subject(match lang {
-                    Lang::En => "Your login",
-                    Lang::Ru => "Ваш логин",
-                })
-                .with_locale(lang.code());
-            let now = state.now();
-            state.store.call(move |st| st.enqueue(&m, now)).await?;
-        }
-        let detail = serde_json::json!({
-            "flow": "login",
-            "channel": channel.as_str(),
-            "refused": refused.map(|r| format!("{r:?}")),
-        });
-        let first = subjects.into_iter().next().map(|s| s.id);
-        audit(&state, &req, &tx, "recovery.requested", first, detail).await?;
-        Ok::<_, OAuthError>(refused)
-    };
-    let result = run.await;
-    pad(&state, started).await;
-    match result {
-        Ok(None) => {
-            let link = format!("/login?tx={}", tx.id);
-            let body = NoticePage {
-                lang,
-                notice: Notice::LoginSent,
-                link: Some(&link),
-            }
-            .render();
-            html(StatusCode::OK, body)
-        }
-        Ok(Some(err)) => forgot_page(
-            lang,
-            Forgot::Login,
-            ForgotStep::Contact,
-            &tx,
-            "",
-            Some(err),
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
         Err(e) => page_failure(lang, &e),
     }
 }

@@ -22,7 +22,7 @@ use crate::notify::{NewMessage, OutboxStore};
 use crate::protocol::params::Params;
 use crate::protocol::{tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{AuditStore, SessionStore, StoreError, SubjectStore};
+use crate::store::{AuditStore, SessionStore, SigninStore, StoreError, SubjectStore};
 
 /// A registration in progress (ephemeral, `reg:<id>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ struct Registration {
     email: bool,
     /// The code was entered right.
     confirmed: bool,
+    /// The contact already belongs to an account: its owner was sent a notice instead of a
+    /// code, and no code is ever accepted (the page looks the same as for a free contact).
+    #[serde(default)]
+    taken: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -271,23 +275,15 @@ async fn start(
         Ok(Identifier::Phone(p)) => (CodeChannel::Sms, p.as_str().to_string()),
         _ => return Ok(again("bad_contact")),
     };
+    // Whether an account uses the contact (as its login or a confirmed contact) is not
+    // told here: the owner gets a notice instead of a code, and the page is the same.
+    let started = std::time::Instant::now();
     let n2 = normal.clone();
-    if state
+    let taken = !state
         .store
-        .call(move |s| s.find_subject_by_login(&n2))
+        .call(move |s| s.find_subjects_by_contact(&n2))
         .await?
-        .is_some()
-    {
-        audit(
-            state,
-            req,
-            "register.refused",
-            None,
-            serde_json::json!({"reason": "taken"}),
-        )
-        .await?;
-        return Ok(again("taken"));
-    }
+        .is_empty();
     let r = Registration {
         v: 1,
         id: tokens::new_id()?,
@@ -299,6 +295,7 @@ async fn start(
         contact: normal.clone(),
         email: channel == CodeChannel::Email,
         confirmed: false,
+        taken,
         created_at: state.now(),
     };
     let who = state
@@ -318,24 +315,24 @@ async fn start(
         Ok(c) => c,
         Err(_) => return Ok(again("throttled")),
     };
-    let minutes = (state.cfg.otp.code_ttl_secs / 60).max(1);
-    let (subject, text) = match lang {
-        Lang::Ru => (
-            "Код регистрации",
-            format!("Код для регистрации в Пропуске: {code}. Действует {minutes} мин. Никому его не сообщайте."),
-        ),
-        Lang::En => (
-            "Registration code",
-            format!("Propusk registration code: {code}. Valid for {minutes} min. Do not tell it to anyone."),
-        ),
+    let message = if taken {
+        audit(
+            state,
+            req,
+            "register.refused",
+            None,
+            serde_json::json!({"reason": "taken", "notified": true}),
+        )
+        .await?;
+        taken_notice(state, channel, &normal, lang)
+    } else {
+        code_message(state, channel, &normal, lang, &code)
     };
-    let message = NewMessage::new(channel.notify(), normal.clone(), "register", text)
-        .with_subject(subject)
-        .with_locale(lang.code());
     let now = state.now();
     state.store.call(move |s| s.enqueue(&message, now)).await?;
     save(state, &r).await?;
     let masked = crate::authn::otp::mask(channel, &normal);
+    pad(state, started).await;
     Ok(render(
         lang,
         StatusCode::OK,
@@ -347,6 +344,56 @@ async fn start(
         None,
         None,
     ))
+}
+
+/// Answers no earlier than `otp.recovery_min_response_ms` after `started`, so a taken and a
+/// free contact are answered after the same time.
+pub(super) async fn pad(state: &AppState, started: std::time::Instant) {
+    let min = std::time::Duration::from_millis(state.cfg.otp.recovery_min_response_ms);
+    if let Some(rest) = min.checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
+    }
+}
+
+/// To the owner of a contact someone tried to register with: no code, how to sign in.
+fn taken_notice(state: &AppState, channel: CodeChannel, to: &str, lang: Lang) -> NewMessage {
+    let (login, activate) = (state.endpoint("/login"), state.endpoint("/activate"));
+    let (subject, text) = match lang {
+        Lang::Ru => (
+            "Попытка регистрации",
+            format!("Кто-то пытался зарегистрироваться в Пропуске с этим контактом, но у вас уже есть учётная запись. Войдите как обычно: {login}. Если вы забыли пароль, нажмите «Забыли пароль?» на странице входа; если учётную запись создали для вас в центре обслуживания, активируйте её: {activate}. Если это были не вы, ничего не делайте."),
+        ),
+        Lang::En => (
+            "Registration attempt",
+            format!("Someone tried to register with Propusk using this contact, but you already have an account. Sign in as usual: {login}. If you forgot the password, use \"Forgot password?\" on the sign-in page; if the account was created for you at a service centre, activate it: {activate}. If it was not you, ignore this message."),
+        ),
+    };
+    NewMessage::new(channel.notify(), to.to_string(), "register_taken", text)
+        .with_subject(subject)
+        .with_locale(lang.code())
+}
+
+fn code_message(
+    state: &AppState,
+    channel: CodeChannel,
+    to: &str,
+    lang: Lang,
+    code: &str,
+) -> NewMessage {
+    let minutes = (state.cfg.otp.code_ttl_secs / 60).max(1);
+    let (subject, text) = match lang {
+        Lang::Ru => (
+            "Код регистрации",
+            format!("Код для регистрации в Пропуске: {code}. Действует {minutes} мин. Никому его не сообщайте."),
+        ),
+        Lang::En => (
+            "Registration code",
+            format!("Propusk registration code: {code}. Valid for {minutes} min. Do not tell it to anyone."),
+        ),
+    };
+    NewMessage::new(channel.notify(), to.to_string(), "register", text)
+        .with_subject(subject)
+        .with_locale(lang.code())
 }
 
 /// The registration of a step's form, with its CSRF token checked.
@@ -398,7 +445,7 @@ async fn code(
         )
         .await?
     {
-        Verdict::Right => {
+        Verdict::Right if !r.taken => {
             r.confirmed = true;
             save(state, &r).await?;
             Ok(render(
@@ -413,7 +460,8 @@ async fn code(
                 None,
             ))
         }
-        Verdict::Wrong { .. } | Verdict::Malformed => {
+        // A taken contact's registration never confirms (its owner got no code).
+        Verdict::Right | Verdict::Wrong { .. } | Verdict::Malformed => {
             audit(
                 state,
                 req,
@@ -478,7 +526,7 @@ async fn password(
 ) -> Result<HttpResponse, OAuthError> {
     let Some(r) = registration(state, req, form)
         .await?
-        .filter(|r| r.confirmed)
+        .filter(|r| r.confirmed && !r.taken)
     else {
         return Ok(expired_start(state, req, lang));
     };

@@ -79,10 +79,10 @@ pub(super) async fn render_status(
 ) -> HttpResponse {
     let extra = async {
         let subject = super::otp::find_subject(state, &pending.subject_id).await?;
-        let channels = subject
-            .as_ref()
-            .map(super::otp::channels)
-            .unwrap_or_default();
+        let channels = match &subject {
+            Some(s) => super::otp::code_channels(state, s).await?,
+            None => Vec::new(),
+        };
         let last = super::otp::last_factor(state, &pending.subject_id).await?;
         let waiting = super::otp::codes(state)?
             .current(&super::otp::login_scope(tx))
@@ -144,6 +144,10 @@ pub async fn page_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
     let Some(pending) = tx.pending.clone() else {
         return expired(lang);
     };
+    // A sign-in that needs a passkey has its own page.
+    if pending.needs_passkey() {
+        return see_other(&format!("{}?tx={}", super::step_up::PAGE, tx.id));
+    }
     let step_up = pending.amr.iter().any(|a| a == "pwd") && pending.failures == 0;
     let lang = tx_lang(&req, &tx);
     let note =
@@ -168,7 +172,7 @@ async fn check_code(
 ) -> Result<Checked, OAuthError> {
     let now = state.now();
     match factor {
-        Factor::Sms | Factor::Voice | Factor::Email => {
+        Factor::Sms | Factor::Voice | Factor::Email | Factor::Push => {
             Ok(match super::otp::check(state, tx, code).await? {
                 Ok(channel) => Checked::RightCode(channel),
                 Err(e) => Checked::Wrong(e),
@@ -236,6 +240,10 @@ pub async fn submit(
     let Some(mut pending) = tx.pending.clone() else {
         return expired(lang);
     };
+    // No code finishes a sign-in that needs a passkey.
+    if pending.needs_passkey() {
+        return see_other(&format!("{}?tx={}", super::step_up::PAGE, tx.id));
+    }
     let ip = super::login::ip_of(&state, &req).unwrap_or_default();
     match throttle(&state).ip_attempt(&ip).await {
         Ok(true) => {}

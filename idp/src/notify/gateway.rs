@@ -1,8 +1,8 @@
 //! SMS, voice calls and push through an HTTP gateway.
 //!
 //! Contract (`docs/design/notify.md`): one `POST` per message with a JSON body
-//! `{"id", "channel", "to", "text", "locale"}` and, when configured, `Authorization: Bearer
-//! <token>`. 2xx = accepted; 408, 429 and 5xx, timeouts and connection errors = try again
+//! `{"id", "channel", "to", "text", "locale"}` (for push also `"platform"` and `"title"`,
+//! `docs/design/push.md`) and, when configured, `Authorization: Bearer <token>`. 2xx = accepted; 408, 429 and 5xx, timeouts and connection errors = try again
 //! later; any other 4xx = refused for good. Redirects are not followed (they would carry the
 //! token elsewhere).
 
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{read_secret_file, Message, NotifyError, SendError, Sender};
+use super::{
+    read_secret_file, split_push_recipient, Channel, Message, NotifyError, SendError, Sender,
+};
 use crate::config::notify::GatewayConfig;
 
 /// The request body. `id` is stable across retries, so the gateway can drop duplicates.
@@ -21,6 +23,13 @@ struct GatewayRequest<'a> {
     to: &'a str,
     text: &'a str,
     locale: &'a str,
+    /// Push only: which push service the token belongs to (`android`: FCM, `ios`: APNs,
+    /// `huawei`: HMS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a str>,
+    /// Push only: the notification title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
 }
 
 pub struct HttpGatewaySender {
@@ -84,12 +93,21 @@ fn classify_status(status: reqwest::StatusCode) -> Result<(), SendError> {
 #[async_trait::async_trait]
 impl Sender for HttpGatewaySender {
     async fn send(&self, m: &Message) -> Result<(), SendError> {
+        let (platform, to, title) = match m.channel {
+            Channel::Push => {
+                let (platform, token) = split_push_recipient(&m.recipient);
+                (platform, token, m.subject.as_deref())
+            }
+            _ => (None, m.recipient.as_str(), None),
+        };
         let body = GatewayRequest {
             id: &m.id,
             channel: m.channel.as_str(),
-            to: &m.recipient,
+            to,
             text: &m.text,
             locale: &m.locale,
+            platform,
+            title,
         };
         let mut req = self.client.post(self.url.clone()).json(&body);
         if let Some(t) = &self.token {

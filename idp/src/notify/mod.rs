@@ -59,11 +59,27 @@ impl fmt::Display for Channel {
     }
 }
 
+/// The recipient of a push message: the device's platform and its token, as one string
+/// `<platform>:<token>` (the outbox seals it like any recipient). The gateway sender splits
+/// it again into `platform` and `to` (`docs/design/push.md`).
+pub fn push_recipient(platform: &str, token: &str) -> String {
+    format!("{platform}:{token}")
+}
+
+/// The platform (`android`, `ios`, `huawei`) and the token of a push recipient; a recipient
+/// without a known platform prefix is all token.
+pub fn split_push_recipient(recipient: &str) -> (Option<&str>, &str) {
+    match recipient.split_once(':') {
+        Some((p, token)) if matches!(p, "android" | "ios" | "huawei") => (Some(p), token),
+        _ => (None, recipient),
+    }
+}
+
 /// A message to enqueue. `Debug` shows neither the recipient nor the content.
 #[derive(Clone, PartialEq)]
 pub struct NewMessage {
     pub channel: Channel,
-    /// E-mail address, phone number (E.164) or push device token.
+    /// E-mail address, phone number (E.164) or push device ([`push_recipient`]).
     pub recipient: String,
     /// E-mail subject; other channels ignore it.
     pub subject: Option<String>,

@@ -286,6 +286,36 @@ async fn notify_gateway_posts_the_documented_json_with_bearer_token() {
     let reqs = rx.requests();
     assert_eq!(reqs[2].header("authorization"), None);
     assert_eq!(reqs[2].json()["channel"], "push");
+    assert_eq!(reqs[2].json()["to"], "device-token");
+    assert_eq!(
+        reqs[2].json().get("platform"),
+        None,
+        "no known platform prefix"
+    );
+
+    // A push device: its platform and token apart, the subject as the title.
+    let mut p = message(
+        Channel::Push,
+        &super::push_recipient("ios", "apns:tok:with-colons"),
+        "Код: 123456",
+    );
+    p.subject = Some("Код для входа".into());
+    g.send(&p).await.unwrap();
+    let reqs = rx.requests();
+    assert_eq!(
+        reqs[3].json(),
+        serde_json::json!({
+            "id": p.id,
+            "channel": "push",
+            "to": "apns:tok:with-colons",
+            "text": "Код: 123456",
+            "locale": "ru",
+            "platform": "ios",
+            "title": "Код для входа",
+        })
+    );
+    // SMS and voice never carry them.
+    assert_eq!(reqs[0].json().get("title"), None);
 }
 
 #[tokio::test]

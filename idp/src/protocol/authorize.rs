@@ -163,7 +163,7 @@ pub fn check_request(
     let login_hint = check_len("login_hint", get("login_hint")?, 256).map_err(fail)?;
     let ui_locales = check_len("ui_locales", get("ui_locales")?, 256).map_err(fail)?;
     let claims = check_claims(get("claims")?).map_err(fail)?;
-    let acr_values = get("acr_values")?
+    let mut acr_values: Vec<String> = get("acr_values")?
         .map(|v| {
             v.split(' ')
                 .filter(|s| !s.is_empty())
@@ -171,6 +171,13 @@ pub fn check_request(
                 .collect()
         })
         .unwrap_or_default();
+    // The client's minimum strength (`clients set-min-acr`) counts as asked for: the engine
+    // takes the strongest known value, so a weaker request steps up to it.
+    if let Some(min) = client.min_acr.as_deref() {
+        if !acr_values.iter().any(|v| v == min) {
+            acr_values.push(min.to_string());
+        }
+    }
     let hint_sub = match get("id_token_hint")? {
         Some(h) => Some(
             hint_sub(h)

@@ -28,6 +28,12 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "foreign_passport_doc",
     "military_doc",
     "birth_cert_doc",
+    // The citizen's mobile app: registering a push device for sign-in codes
+    // (`POST /account/push-devices`); approve it only for that app.
+    "propusk:push",
+    // A bank confirming its customers' accounts (`POST /api/v1/confirmations`); approve it
+    // only for banks.
+    "propusk:confirm",
 ];
 
 /// Scopes that release personal numbers or documents: the consent page gives each its own
@@ -218,7 +224,10 @@ mod tests {
     #[test]
     fn every_esia_scope_is_known_and_releases_claims() {
         for s in KNOWN_SCOPES {
-            if !matches!(*s, "openid" | "offline_access") {
+            if !matches!(
+                *s,
+                "openid" | "offline_access" | "propusk:push" | "propusk:confirm"
+            ) {
                 assert!(!claims_of(s).is_empty(), "{s} releases nothing");
             }
         }

@@ -21,15 +21,53 @@ pub async fn check_bearer(state: &AppState, token: &str) -> Result<AccessClaims,
     Ok(claims)
 }
 
-pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value>, OAuthError> {
-    let at = check_bearer(state, token).await?;
-    let scopes: Vec<String> = at
-        .scope
+/// The scopes of an access token that release data of the person with `oid`. An ESIA token
+/// binds each personal-data scope to its person (`fullname?oid=1000123`, esia-profile.md
+/// "Tokens"): a scope bound to that person counts as the bare name, a scope bound to anyone
+/// else (or with an unreadable oid) releases nothing. Unbound scopes count as they are.
+pub fn scopes_for(scope: &str, oid: i64) -> Vec<String> {
+    scope
         .split(' ')
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if !scopes.iter().any(|s| s == "openid") {
+        .filter_map(|s| match s.split_once("?oid=") {
+            Some((name, bound)) => (bound.parse::<i64>() == Ok(oid)).then(|| name.to_string()),
+            None => Some(s.to_string()),
+        })
+        .collect()
+}
+
+/// [`check_bearer`], also accepting the tokens of the ESIA profile when `[esia] issuer`
+/// differs from the provider's (they are access tokens of this provider too).
+async fn check_bearer_any_profile(
+    state: &AppState,
+    token: &str,
+) -> Result<AccessClaims, OAuthError> {
+    let first = check_bearer(state, token).await;
+    let esia_issuer = state.cfg.esia.issuer_or(&state.issuer);
+    match first {
+        Err(e) if state.cfg.esia.enabled && esia_issuer != state.issuer.as_ref() => {
+            let keyset = state.keyring.snapshot();
+            let claims =
+                tokens::check_access(&keyset, esia_issuer, token, state.now()).map_err(|_| e)?;
+            if state.eph.get(&revoked_key(&claims.jti)).await?.is_some() {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidToken,
+                    "the access token was revoked",
+                ));
+            }
+            Ok(claims)
+        }
+        other => other,
+    }
+}
+
+pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value>, OAuthError> {
+    let at = check_bearer_any_profile(state, token).await?;
+    if !at
+        .scope
+        .split(' ')
+        .any(|s| s == "openid" || s.starts_with("openid?oid="))
+    {
         return Err(OAuthError::new(
             ErrorCode::InvalidToken,
             "the access token does not allow userinfo",
@@ -58,10 +96,27 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value
                 .with_detail("account_blocked"),
         );
     }
+    let scopes = scopes_for(&at.scope, subject.oid);
     Ok(claims::release_person(
         &subject,
         person.as_ref(),
         &scopes,
         &at.uic.unwrap_or_default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scopes_for;
+
+    #[test]
+    fn esia_bound_scopes_release_only_for_their_person() {
+        let mine = scopes_for("openid fullname?oid=1000123 email?oid=1000123", 1000123);
+        assert_eq!(mine, ["openid", "fullname", "email"]);
+        // Bound to another person, or to nobody readable: nothing of it is released.
+        let other = scopes_for("openid fullname?oid=1000999 snils?oid=x email", 1000123);
+        assert_eq!(other, ["openid", "email"]);
+        // A plain (standard) scope list is unchanged.
+        assert_eq!(scopes_for("openid  profile", 5), ["openid", "profile"]);
+    }
 }

@@ -21,6 +21,7 @@ use crate::domain::person::{
 };
 use crate::store::{PersonStore, SqlStore, StoreError, VerificationEffect};
 
+pub mod certificate;
 pub mod http;
 pub mod simulated;
 

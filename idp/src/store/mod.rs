@@ -8,9 +8,13 @@ use crate::domain::{Client, Credential, Grant, RefreshToken, SsoSession, Subject
 
 pub mod client_cache;
 pub mod person;
+pub mod push;
 pub mod sql;
 pub use client_cache::ClientCache;
-pub use person::{PersonItem, PersonStore, VerificationEffect};
+pub use person::{
+    ContactChange, ContactOutcome, PersonEditStore, PersonItem, PersonStore, VerificationEffect,
+};
+pub use push::{PushDevice, PushDeviceStore, PushPlatform, PushToken};
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,8 @@ pub trait ClientStore {
     fn list_clients(&self) -> StoreResult<Vec<Client>>;
     /// Removes the client and everything issued to it (grants, refresh tokens). Ok(false) if absent.
     fn remove_client(&self, id: &str) -> StoreResult<bool>;
+    /// Sets (or with `None` clears) the weakest sign-in the client accepts. Ok(false) if absent.
+    fn set_client_min_acr(&self, id: &str, acr: Option<&str>) -> StoreResult<bool>;
 }
 
 pub trait SubjectStore {
@@ -95,17 +101,6 @@ pub trait GrantStore {
     fn upsert_grant(&self, g: &Grant) -> StoreResult<()>;
 }
 
-/// Result of trying to spend a refresh token.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RefreshUse {
-    /// The token was live and is now marked used; the caller issues the successor.
-    Rotated(RefreshToken),
-    /// The token had already been used at the given time (possible replay).
-    AlreadyUsed(RefreshToken),
-    /// Unknown, expired or revoked.
-    Invalid,
-}
-
 /// Result of [`RefreshTokenStore::rotate_refresh`]. Only `Rotated` changed anything.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rotation {
@@ -140,9 +135,6 @@ pub trait RefreshTokenStore {
         successor: Successor<'_>,
     ) -> StoreResult<Rotation>;
     fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
-    /// Atomically marks a live, unexpired, unused token as used at `now`
-    /// (a conditional UPDATE; two concurrent callers cannot both get `Rotated`).
-    fn use_refresh(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<RefreshUse>;
     /// Revokes every token of the family. Returns how many were revoked.
     fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize>;
     /// Revokes all refresh tokens of (subject, client).

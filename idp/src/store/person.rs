@@ -1,16 +1,17 @@
 //! The person aggregate: level, status, sealed identifiers, documents, contacts, addresses,
 //! organisations and their change history; registry verification requests; the minimum
-//! account level a client requires. Implemented over SQL in `sql/person.rs`.
+//! account level a client requires. Implemented over SQL in `sql/person/`.
 
 use chrono::{DateTime, Utc};
 
 use super::StoreResult;
 use crate::audit::AuditEvent;
 use crate::domain::person::{
-    AccountLevel, AccountStatus, Address, Confirmation, Contact, Document, Membership, Ogrn,
-    OrgRole, Person, PersonChange, Verification,
+    AccountLevel, AccountStatus, Address, Confirmation, Contact, ContactKind, Document, Membership,
+    Ogrn, OrgRole, Person, PersonChange, Verification,
 };
 use crate::domain::Subject;
+use crate::notify::NewMessage;
 
 /// One item of a person's collections, for [`PersonStore::put_item`] / `remove_item`.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,35 @@ impl PersonItem {
             Self::Address(_) => "address",
         }
     }
+}
+
+/// A change of the profile's sign-in e-mail or mobile phone (the profile page, after a code
+/// sent to the new value was entered), applied by [`PersonStore::change_contact`].
+#[derive(Debug)]
+pub struct ContactChange<'a> {
+    pub subject_id: &'a str,
+    /// `Email` or `Mobile` (a landline is not a sign-in contact).
+    pub kind: ContactKind,
+    /// The new value, normalised (`+7...`, lower-case e-mail); `None` removes the contact.
+    pub value: Option<&'a str>,
+    pub event: &'a AuditEvent,
+    /// "Your contact was changed", to the old contact, queued in the same transaction.
+    pub notices: &'a [NewMessage],
+    pub now: DateTime<Utc>,
+}
+
+/// What [`PersonStore::change_contact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactOutcome {
+    /// Saved: profile, login (when the old value was the login), sign-in index, history,
+    /// audit event and notices.
+    Changed,
+    /// The value was already that; nothing written.
+    Unchanged,
+    /// Another account signs in with this value or has it as a confirmed contact.
+    Taken,
+    /// Removing it would leave the account without a confirmed phone or e-mail.
+    LastContact,
 }
 
 /// What a finished registry answer changes, applied by [`PersonStore::finish_verification`]
@@ -132,4 +162,29 @@ pub trait PersonStore {
     /// Sets (or with `None` clears) the minimum account level of a client.
     fn set_client_min_level(&self, client_id: &str, level: Option<AccountLevel>)
         -> StoreResult<()>;
+}
+
+/// Edits of a person by the citizen or an operator beyond the identity check (issue 5):
+/// contacts from the profile page, accounts created pending and their activation. Implemented
+/// over SQL in `sql/person_edits.rs`.
+pub trait PersonEditStore {
+    /// Changes the sign-in e-mail or mobile phone of the profile in one transaction: the
+    /// profile, the login when the old value was it (removing the login contact moves the
+    /// login to the other confirmed contact), the sign-in contact index, a `contact` history
+    /// row, `event` and the notices. `NotFound` for an unknown subject.
+    fn change_contact(&self, ch: &ContactChange<'_>) -> StoreResult<ContactOutcome>;
+    /// Inserts an account created by an operator that waits for the citizen to activate it
+    /// (status `pending_confirmation`), with `event`, in one transaction; returns its oid.
+    /// `Conflict` if the login is taken.
+    fn insert_pending_subject(&self, s: &Subject, event: &AuditEvent) -> StoreResult<i64>;
+    /// Activates a pending account: the password the citizen chose, status active, the
+    /// contact the code went to marked confirmed, a history row and `event`, in one
+    /// transaction. Ok(false) if the account is not pending (any more).
+    fn activate_pending(
+        &self,
+        subject_id: &str,
+        password_hash: &str,
+        confirmed_contact: &str,
+        event: &AuditEvent,
+    ) -> StoreResult<bool>;
 }

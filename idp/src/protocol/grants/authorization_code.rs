@@ -64,14 +64,27 @@ pub async fn exchange(
     };
     let sub = data.auth.subject_id.clone();
     let row = refresh.as_ref().map(|(_, r)| r.clone());
-    let subject = state
+    let openid = data.scopes.iter().any(|s| s == "openid");
+    let extra = claims::requested(data.claims.as_ref(), "id_token");
+    // Only claims asked for by name reach the ID token; the person's records (documents,
+    // level; issue 5) are read only for them.
+    let needs_person = openid && !extra.is_empty();
+    // One store call: the subject, the person if needed, and the refresh token.
+    let (subject, person) = state
         .store
         .call(move |s| {
-            let subject = s.find_subject(&sub)?;
-            if let (Some(_), Some(row)) = (&subject, &row) {
+            let Some(subject) = s.find_subject(&sub)? else {
+                return Ok(None);
+            };
+            let person = if needs_person {
+                crate::store::PersonStore::find_person(s, &sub)?
+            } else {
+                None
+            };
+            if let Some(row) = &row {
                 s.insert_refresh(row)?;
             }
-            Ok(subject)
+            Ok(Some((subject, person)))
         })
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
@@ -89,14 +102,7 @@ pub async fn exchange(
         now,
         state.cfg.tokens.access_token_ttl_secs,
     )?;
-    let id_token = if data.scopes.iter().any(|s| s == "openid") {
-        let extra = claims::requested(data.claims.as_ref(), "id_token");
-        // The person's records (documents, level) for claims asked for by name (issue 5).
-        let sid = subject.id.clone();
-        let person = state
-            .store
-            .call(move |s| crate::store::PersonStore::find_person(s, &sid))
-            .await?;
+    let id_token = if openid {
         let mut released =
             claims::release_requested(&subject, person.as_ref(), &data.scopes, &extra);
         released.remove("sub");

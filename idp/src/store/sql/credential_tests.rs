@@ -2,21 +2,9 @@
 
 use std::sync::Barrier;
 
-use super::tests::{backends, each, subject, t0};
-use crate::audit::AuditEvent;
+use super::tests::{backends, each, event, subject, t0};
 use crate::domain::{Credential, CredentialKind};
 use crate::store::{AuditStore, CredentialStore, SubjectStore};
-
-fn event(kind: &str) -> AuditEvent {
-    AuditEvent {
-        at: t0(),
-        kind: kind.into(),
-        subject_id: Some("sub-1".into()),
-        client_id: None,
-        ip: None,
-        detail: serde_json::json!({}),
-    }
-}
 
 fn totp(id: &str) -> Credential {
     Credential {

@@ -20,6 +20,7 @@ fn esia_client(id: &str) -> Client {
         jwks: None,
         id_token_alg: None,
         created_at: t0(),
+        min_acr: None,
     }
 }
 

@@ -28,8 +28,14 @@ mod outbox;
 #[cfg(test)]
 mod outbox_tests;
 mod person;
+mod person_edits;
+#[cfg(test)]
+mod person_edits_tests;
 #[cfg(test)]
 mod person_tests;
+mod push;
+#[cfg(test)]
+mod push_tests;
 mod queries;
 #[cfg(test)]
 mod refresh_tests;

@@ -47,6 +47,7 @@ pub struct NewClient<'a> {
     pub jwks: Option<String>,
     pub id_token_alg: Option<&'a str>,
     pub created_at: NaiveDateTime,
+    pub min_acr: Option<&'a str>,
 }
 
 impl<'a> TryFrom<&'a Client> for NewClient<'a> {
@@ -65,6 +66,7 @@ impl<'a> TryFrom<&'a Client> for NewClient<'a> {
             jwks: c.jwks.as_ref().map(to_json).transpose()?,
             id_token_alg: c.id_token_alg.as_deref(),
             created_at: to_db_time(c.created_at),
+            min_acr: c.min_acr.as_deref(),
         })
     }
 }
@@ -83,6 +85,7 @@ pub struct ClientRow {
     pub jwks: Option<String>,
     pub id_token_alg: Option<String>,
     pub created_at: NaiveDateTime,
+    pub min_acr: Option<String>,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -118,6 +121,7 @@ impl TryFrom<ClientRow> for Client {
             grant_types,
             id_token_alg: r.id_token_alg,
             created_at: from_db_time(r.created_at),
+            min_acr: r.min_acr,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use chrono::{Duration, NaiveDate};
 
-use super::tests::{client, each, refresh, session, subject, t0};
+use super::tests::{client, each, event, refresh, session, subject, t0};
 use crate::audit::AuditEvent;
 use crate::domain::person::{
     AccountLevel, AccountStatus, Address, AddressKind, ConfirmMethod, Confirmation, Contact,
@@ -12,22 +12,17 @@ use crate::domain::person::{
     Verification, VerificationState, VerifiedState,
 };
 use crate::store::{
-    AuditStore, ClientStore, PersonItem, PersonStore, RefreshTokenStore, RefreshUse, SessionStore,
+    AuditStore, ClientStore, PersonItem, PersonStore, RefreshTokenStore, Rotation, SessionStore,
     StoreError, SubjectStore, VerificationEffect,
 };
 
 pub(super) const SNILS: &str = "11223344595";
 pub(super) const INN: &str = "500100732259";
 
-fn ev(kind: &str) -> AuditEvent {
-    AuditEvent {
-        at: t0(),
-        kind: kind.into(),
-        subject_id: Some("sub-1".into()),
-        client_id: None,
-        ip: None,
-        detail: serde_json::json!({}),
-    }
+/// Tries the refresh grant with `hash` for client `rp` at `t0()`; a successor is never needed
+/// by the tests that call it (the token must be refused before).
+fn rotate(s: &super::SqlStore, hash: &str) -> Rotation {
+    s.rotate_refresh(hash, "rp", t0(), &mut |_| None).unwrap()
 }
 
 pub(super) fn passport(id: &str) -> Document {
@@ -96,7 +91,7 @@ fn a_subject_without_records_is_simplified_and_active() {
         assert_eq!(p2, p);
         assert!(s.find_person_by_oid(1).unwrap().is_none());
         assert!(matches!(
-            s.set_status("nobody", AccountStatus::Blocked, &ev("x")),
+            s.set_status("nobody", AccountStatus::Blocked, &event("x")),
             Err(StoreError::NotFound)
         ));
     });
@@ -114,7 +109,7 @@ fn snils_and_inn_sign_in_through_the_blind_index_and_are_unique() {
             Some(SNILS),
             Some(INN),
             Some("г. Тверь"),
-            &ev("person.identifiers"),
+            &event("person.identifiers"),
         )
         .unwrap();
         let p = s.find_person("sub-1").unwrap().unwrap();
@@ -139,7 +134,7 @@ fn snils_and_inn_sign_in_through_the_blind_index_and_are_unique() {
                 None,
                 &AuditEvent {
                     subject_id: Some("sub-2".into()),
-                    ..ev("person.identifiers")
+                    ..event("person.identifiers")
                 }
             ),
             Err(StoreError::Conflict)
@@ -177,25 +172,25 @@ fn items_are_replaced_removed_and_every_change_is_kept() {
         s.put_item(
             "sub-1",
             &PersonItem::Contact(contact.clone()),
-            &ev("contact.added"),
+            &event("contact.added"),
         )
         .unwrap();
         s.put_item(
             "sub-1",
             &PersonItem::Address(addr.clone()),
-            &ev("address.added"),
+            &event("address.added"),
         )
         .unwrap();
         s.put_item(
             "sub-1",
             &PersonItem::Document(passport("d1")),
-            &ev("document.added"),
+            &event("document.added"),
         )
         .unwrap();
         contact.value = "+79000000001".into();
         let later = AuditEvent {
             at: t0() + Duration::minutes(5),
-            ..ev("contact.changed")
+            ..event("contact.changed")
         };
         s.put_item("sub-1", &PersonItem::Contact(contact.clone()), &later)
             .unwrap();
@@ -204,13 +199,13 @@ fn items_are_replaced_removed_and_every_change_is_kept() {
         assert_eq!(p.addresses, vec![addr]);
         assert_eq!(p.passport().unwrap(), &passport("d1"));
         assert!(s
-            .remove_item("sub-1", "a1", &ev("address.removed"))
+            .remove_item("sub-1", "a1", &event("address.removed"))
             .unwrap());
         assert!(!s
-            .remove_item("sub-1", "a1", &ev("address.removed"))
+            .remove_item("sub-1", "a1", &event("address.removed"))
             .unwrap());
         // Another person's item cannot be removed through this one.
-        assert!(!s.remove_item("sub-2", "c1", &ev("x")).unwrap());
+        assert!(!s.remove_item("sub-2", "c1", &event("x")).unwrap());
         let h = s.person_history("sub-1").unwrap();
         let rows: Vec<(String, String)> = h
             .iter()
@@ -253,22 +248,25 @@ fn blocking_ends_sessions_and_revokes_refresh_tokens() {
         s.insert_refresh(&refresh("r1", "f1", "rp", "sub-1"))
             .unwrap();
         assert!(s
-            .set_status("sub-1", AccountStatus::Blocked, &ev("user.blocked"))
+            .set_status("sub-1", AccountStatus::Blocked, &event("user.blocked"))
             .unwrap());
         assert!(!s
-            .set_status("sub-1", AccountStatus::Blocked, &ev("user.blocked"))
+            .set_status("sub-1", AccountStatus::Blocked, &event("user.blocked"))
             .unwrap());
         assert_eq!(
             s.find_person("sub-1").unwrap().unwrap().status,
             AccountStatus::Blocked
         );
         assert!(s.find_live_session("h1", t0()).unwrap().is_none());
-        assert_eq!(s.use_refresh("r1", t0()).unwrap(), RefreshUse::Invalid);
+        let revoked = s.find_refresh("r1").unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(t0()));
+        assert_eq!(rotate(s, "r1"), Rotation::Invalid);
         assert!(s
-            .set_status("sub-1", AccountStatus::Active, &ev("user.unblocked"))
+            .set_status("sub-1", AccountStatus::Active, &event("user.unblocked"))
             .unwrap());
         // Unblocking does not bring back what blocking ended.
-        assert_eq!(s.use_refresh("r1", t0()).unwrap(), RefreshUse::Invalid);
+        assert_eq!(rotate(s, "r1"), Rotation::Invalid);
+        assert_eq!(s.find_refresh("r1").unwrap().unwrap(), revoked);
         let kinds: Vec<String> = s
             .list_audit(10)
             .unwrap()
@@ -293,7 +291,7 @@ fn confirmation_records_who_and_how() {
             "sub-1",
             AccountLevel::Confirmed,
             Some(&conf),
-            &ev("user.confirmed"),
+            &event("user.confirmed"),
         )
         .unwrap();
         let p = s.find_person("sub-1").unwrap().unwrap();
@@ -317,7 +315,7 @@ fn memberships_create_the_organisation_once() {
                 &ogrn,
                 "ПАО Сбербанк",
                 OrgRole::Chief,
-                &ev("org.member"),
+                &event("org.member"),
             )
             .unwrap();
         let oid2 = s
@@ -326,7 +324,7 @@ fn memberships_create_the_organisation_once() {
                 &ogrn,
                 "ignored",
                 OrgRole::Employee,
-                &ev("org.member"),
+                &event("org.member"),
             )
             .unwrap();
         assert_eq!(oid, oid2);
@@ -336,7 +334,7 @@ fn memberships_create_the_organisation_once() {
             &ogrn,
             "x",
             OrgRole::Representative,
-            &ev("org.member"),
+            &event("org.member"),
         )
         .unwrap();
         let m = s.memberships("sub-1").unwrap();
@@ -356,10 +354,10 @@ fn verification_lifecycle_raises_the_level_once() {
         s.insert_subject(&subject("sub-1", "ivan@example.ru"))
             .unwrap();
         let v = verification("v1");
-        s.insert_verification(&v, &ev("identity.submitted"))
+        s.insert_verification(&v, &event("identity.submitted"))
             .unwrap();
         assert!(matches!(
-            s.insert_verification(&verification("v2"), &ev("identity.submitted")),
+            s.insert_verification(&verification("v2"), &event("identity.submitted")),
             Err(StoreError::Conflict)
         ));
         assert_eq!(s.find_verification("v1").unwrap().unwrap(), v);
@@ -384,10 +382,10 @@ fn verification_lifecycle_raises_the_level_once() {
             passport: passport("d1"),
         };
         assert!(s
-            .finish_verification(&done, &effect, &ev("identity.verified"))
+            .finish_verification(&done, &effect, &event("identity.verified"))
             .unwrap());
         assert!(!s
-            .finish_verification(&done, &effect, &ev("identity.verified"))
+            .finish_verification(&done, &effect, &event("identity.verified"))
             .unwrap());
         assert!(!s.update_pending_verification(&again).unwrap());
         let p = s.find_person("sub-1").unwrap().unwrap();
@@ -405,13 +403,13 @@ fn verification_lifecycle_raises_the_level_once() {
         // A mismatch is final and changes nothing on the person.
         let mut w = verification("v3");
         w.created_at = t0() + Duration::minutes(2);
-        s.insert_verification(&w, &ev("identity.submitted"))
+        s.insert_verification(&w, &event("identity.submitted"))
             .unwrap();
         w.state = VerificationState::Mismatch {
             reason: MismatchReason::NameMismatch,
         };
         assert!(s
-            .finish_verification(&w, &VerificationEffect::None, &ev("identity.mismatch"))
+            .finish_verification(&w, &VerificationEffect::None, &event("identity.mismatch"))
             .unwrap());
         let latest = s.latest_verification("sub-1").unwrap().unwrap();
         assert_eq!(
@@ -474,7 +472,7 @@ pub(super) const SEALED_NEEDLES: &[&str] = &[
 pub(super) fn seal_person_data(s: &crate::store::SqlStore, subject_id: &str) {
     let e = AuditEvent {
         subject_id: Some(subject_id.into()),
-        ..ev("person.test")
+        ..event("person.test")
     };
     s.set_identifiers(
         subject_id,
@@ -541,12 +539,12 @@ async fn verifier_retries_then_applies_the_answer() {
             clock.clone(),
             cfg,
         );
-        s.insert_verification(&verification("v1"), &ev("identity.submitted"))
+        s.insert_verification(&verification("v1"), &event("identity.submitted"))
             .unwrap();
         let mut other = verification("v2");
         other.subject_id = "sub-2".into();
         other.claim.snils = "08765430300".into();
-        s.insert_verification(&other, &ev("identity.submitted"))
+        s.insert_verification(&other, &event("identity.submitted"))
             .unwrap();
 
         let r = verifier.run_once().await.unwrap();

@@ -8,14 +8,14 @@ use super::models::{
     NewRefreshToken, NewSession, NewSubject, RefreshTokenRow, SessionRow, SubjectRow,
 };
 use super::schema::{
-    audit_events, clients, grants, oid_counter, refresh_tokens, sessions, subjects,
+    audit_events, clients, contact_index, grants, oid_counter, refresh_tokens, sessions, subjects,
 };
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
-    AuditStore, ClientStore, GrantStore, RefreshTokenStore, RefreshUse, Rotation, SessionStore,
-    StoreError, StoreResult, SubjectStore, Successor,
+    AuditStore, ClientStore, GrantStore, RefreshTokenStore, Rotation, SessionStore, StoreError,
+    StoreResult, SubjectStore, Successor,
 };
 
 /// How often a racing insert of the same grant is retried as an update.
@@ -73,6 +73,13 @@ impl ClientStore for SqlStore {
             let n = diesel::delete(clients::table.find(id)).execute(c)?;
             Ok(n > 0)
         })
+    }
+
+    fn set_client_min_acr(&self, id: &str, acr: Option<&str>) -> StoreResult<bool> {
+        let n = diesel::update(clients::table.find(id))
+            .set(clients::min_acr.eq(acr))
+            .execute(&mut *self.conn()?)?;
+        Ok(n > 0)
     }
 }
 
@@ -141,6 +148,26 @@ impl SubjectStore for SqlStore {
         let row = match row {
             Some(r) => Some(r),
             None => super::person::subject_by_identifier_index(&mut conn, &index)?,
+        };
+        // So does a confirmed phone or e-mail that is not the login (added on the profile
+        // page), when exactly one account has it.
+        let row = match row {
+            Some(r) => Some(r),
+            None => {
+                let ids: Vec<String> = contact_index::table
+                    .filter(contact_index::index_hash.eq(super::signin::contact_key(vault, login)))
+                    .select(contact_index::subject_id)
+                    .limit(2)
+                    .load(&mut *conn)?;
+                match ids.as_slice() {
+                    [one] => subjects::table
+                        .find(one)
+                        .select(SubjectRow::as_select())
+                        .get_result(&mut *conn)
+                        .optional()?,
+                    _ => None,
+                }
+            }
         };
         row.map(|r| r.open(vault)).transpose()
     }
@@ -279,11 +306,14 @@ impl RefreshTokenStore for SqlStore {
                     .filter(refresh_tokens::expires_at.gt(at)),
             )
             .set(refresh_tokens::used_at.eq(Some(at)))
-            .execute(db)?;
-            let Some(old) = find_refresh_on(db, token_hash)? else {
-                return Err(Abort::with(Rotation::Invalid));
-            };
-            if spent == 0 {
+            .returning(refresh_tokens::all_columns)
+            .get_result::<RefreshTokenRow>(db)
+            .optional()?;
+            let Some(old) = spent.map(RefreshToken::try_from).transpose()? else {
+                // Not spent: read the row only to say why.
+                let Some(old) = find_refresh_on(db, token_hash)? else {
+                    return Err(Abort::with(Rotation::Invalid));
+                };
                 return Err(Abort::with(if old.client_id != client_id {
                     Rotation::OtherClient
                 } else if old.revoked_at.is_some() || old.expires_at <= now {
@@ -293,16 +323,14 @@ impl RefreshTokenStore for SqlStore {
                 } else {
                     Rotation::Invalid
                 }));
-            }
-            let granted: i64 = grants::table
-                .find((&old.subject_id, client_id))
-                .count()
-                .get_result(db)?;
-            let exists: i64 = subjects::table
-                .find(&old.subject_id)
-                .count()
-                .get_result(db)?;
-            if granted == 0 || exists == 0 {
+            };
+            // Consent and subject in one round trip.
+            let still_granted: bool = diesel::select(
+                diesel::dsl::exists(grants::table.find((&old.subject_id, client_id)))
+                    .and(diesel::dsl::exists(subjects::table.find(&old.subject_id))),
+            )
+            .get_result(db)?;
+            if !still_granted {
                 return Err(Abort::with(Rotation::Withdrawn));
             }
             let next = successor(&old).ok_or_else(|| Abort::with(Rotation::Declined))?;
@@ -321,33 +349,6 @@ impl RefreshTokenStore for SqlStore {
 
     fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
         find_refresh_on(&mut *self.conn()?, token_hash)
-    }
-
-    /// One conditional UPDATE decides; the row is read afterwards only to report.
-    fn use_refresh(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<RefreshUse> {
-        let mut conn = self.conn()?;
-        let at = to_db_time(now);
-        let spent = diesel::update(
-            refresh_tokens::table
-                .find(token_hash)
-                .filter(refresh_tokens::used_at.is_null())
-                .filter(refresh_tokens::revoked_at.is_null())
-                .filter(refresh_tokens::expires_at.gt(at)),
-        )
-        .set(refresh_tokens::used_at.eq(Some(at)))
-        .execute(&mut *conn)?;
-        let Some(token) = find_refresh_on(&mut conn, token_hash)? else {
-            return Ok(RefreshUse::Invalid);
-        };
-        Ok(if spent > 0 {
-            RefreshUse::Rotated(token)
-        } else if token.revoked_at.is_some() || token.expires_at <= now {
-            RefreshUse::Invalid
-        } else if token.used_at.is_some() {
-            RefreshUse::AlreadyUsed(token)
-        } else {
-            RefreshUse::Invalid
-        })
     }
 
     fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {

@@ -13,6 +13,7 @@ diesel::table! {
         jwks -> Nullable<Text>,
         id_token_alg -> Nullable<Text>,
         created_at -> Timestamp,
+        min_acr -> Nullable<Text>,
     }
 }
 
@@ -255,5 +256,19 @@ diesel::table! {
     contact_index (index_hash, subject_id) {
         index_hash -> Text,
         subject_id -> Text,
+    }
+}
+
+diesel::table! {
+    push_devices (id) {
+        id -> Text,
+        subject_id -> Text,
+        platform -> Text,
+        token_sealed -> Binary,
+        token_index -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        removed_at -> Nullable<Timestamp>,
     }
 }

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// The blind index of a normalised contact.
-fn contact_key(vault: &keys::Vault, contact: &str) -> String {
+pub(super) fn contact_key(vault: &keys::Vault, contact: &str) -> String {
     vault.blind_index(&format!("contact:{contact}"))
 }
 

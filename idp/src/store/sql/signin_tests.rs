@@ -2,24 +2,12 @@
 
 use chrono::Duration;
 
-use super::tests::{each, subject, t0};
-use crate::audit::AuditEvent;
+use super::tests::{each, event, subject, t0};
 use crate::domain::SsoSession;
 use crate::notify::{Channel, NewMessage};
 use crate::store::{
     AuditStore, PasswordChange, SessionStore, SigninState, SigninStore, StoreError, SubjectStore,
 };
-
-fn event(kind: &str) -> AuditEvent {
-    AuditEvent {
-        at: t0(),
-        kind: kind.into(),
-        subject_id: Some("sub-1".into()),
-        client_id: None,
-        ip: None,
-        detail: serde_json::json!({}),
-    }
-}
 
 fn session(sid: &str) -> SsoSession {
     SsoSession {

@@ -142,6 +142,18 @@ pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::microseconds(123_456)
 }
 
+/// An audit event of `sub-1` at `t0()`.
+pub(super) fn event(kind: &str) -> AuditEvent {
+    AuditEvent {
+        at: t0(),
+        kind: kind.into(),
+        subject_id: Some("sub-1".into()),
+        client_id: None,
+        ip: None,
+        detail: serde_json::json!({}),
+    }
+}
+
 pub(crate) fn client(id: &str) -> Client {
     Client {
         id: id.into(),
@@ -158,6 +170,7 @@ pub(crate) fn client(id: &str) -> Client {
         jwks: Some(serde_json::json!({"keys": []})),
         id_token_alg: Some("ES256".into()),
         created_at: t0(),
+        min_acr: Some("urn:propusk:acr:2".into()),
     }
 }
 

@@ -2,24 +2,12 @@
 
 use std::sync::Barrier;
 
-use super::tests::{backends, each, subject, t0};
-use crate::audit::AuditEvent;
+use super::tests::{backends, each, event, subject, t0};
 use crate::domain::credential::{WebauthnCredential, WebauthnKind};
 use crate::domain::{Credential, CredentialKind};
 use crate::store::{
     AuditStore, CredentialStore, FactorRef, StoreError, SubjectStore, WebauthnStore,
 };
-
-fn event(kind: &str) -> AuditEvent {
-    AuditEvent {
-        at: t0(),
-        kind: kind.into(),
-        subject_id: Some("sub-1".into()),
-        client_id: None,
-        ip: None,
-        detail: serde_json::json!({}),
-    }
-}
 
 fn key(id: &str, cred_id: &str, kind: WebauthnKind) -> WebauthnCredential {
     WebauthnCredential {
