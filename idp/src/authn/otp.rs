@@ -420,6 +420,36 @@ mod tests {
         )
     }
 
+    /// A fixed clock, a memory store on it, the default settings and a vault: what `Codes`
+    /// borrows in every test.
+    struct Fixture {
+        clock: FixedClock,
+        eph: MemoryEphemeral,
+        cfg: OtpConfig,
+        vault: keys::Vault,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let clock = FixedClock::new(Utc::now());
+            let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
+            Fixture {
+                clock,
+                eph,
+                cfg: OtpConfig::default(),
+                vault: vault(),
+            }
+        }
+
+        fn codes(&self) -> Codes<'_> {
+            Codes {
+                eph: &self.eph,
+                cfg: &self.cfg,
+                vault: &self.vault,
+            }
+        }
+    }
+
     #[test]
     fn codes_are_six_digits_and_vary() {
         let a: Vec<String> = (0..20).map(|_| generate().unwrap()).collect();
@@ -453,15 +483,8 @@ mod tests {
 
     #[tokio::test]
     async fn right_wrong_exhausted_expired_replayed() {
-        let clock = FixedClock::new(Utc::now());
-        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
-        let cfg = OtpConfig::default();
-        let v = vault();
-        let codes = Codes {
-            eph: &eph,
-            cfg: &cfg,
-            vault: &v,
-        };
+        let fx = Fixture::new();
+        let (clock, codes) = (&fx.clock, fx.codes());
         let now = clock.now();
         let code = codes
             .issue("s", "who", CodeChannel::Sms, "+79001234567", now)
@@ -521,15 +544,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_push_code_keeps_its_device_and_shows_its_name() {
-        let clock = FixedClock::new(Utc::now());
-        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
-        let cfg = OtpConfig::default();
-        let v = vault();
-        let codes = Codes {
-            eph: &eph,
-            cfg: &cfg,
-            vault: &v,
-        };
+        let fx = Fixture::new();
+        let (clock, codes) = (&fx.clock, fx.codes());
         let shown = Shown {
             masked_to: "Pixel 8".into(),
             device: Some("dev-1".into()),
@@ -560,15 +576,8 @@ mod tests {
 
     #[tokio::test]
     async fn resend_cooldown_and_budget() {
-        let clock = FixedClock::new(Utc::now());
-        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
-        let cfg = OtpConfig::default();
-        let v = vault();
-        let codes = Codes {
-            eph: &eph,
-            cfg: &cfg,
-            vault: &v,
-        };
+        let fx = Fixture::new();
+        let (clock, codes) = (&fx.clock, fx.codes());
         let issue = |scope: &'static str| {
             let now = clock.now();
             let codes = &codes;

@@ -15,19 +15,17 @@ use chrono::{DateTime, Utc};
 use consent_ui::{ActivatePage, ErrorKind, Lang, RegisterStep};
 use serde::{Deserialize, Serialize};
 
-use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
-use super::login::see_other;
+use super::register::{self, audit, field, CodeAnswer, CodeCheck};
 use crate::audit::AuditEvent;
-use crate::authn::otp::{CodeChannel, Codes, Verdict};
+use crate::authn::otp::CodeChannel;
 use crate::domain::identifier::Identifier;
 use crate::domain::person::AccountStatus;
-use crate::domain::SsoSession;
 use crate::notify::{NewMessage, OutboxStore};
 use crate::protocol::params::Params;
 use crate::protocol::{tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{AuditStore, PersonEditStore, PersonStore, SessionStore, SubjectStore};
+use crate::store::{PersonEditStore, PersonStore, SessionStore, SubjectStore};
 
 /// An activation in progress (ephemeral, `act:<id>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +42,7 @@ struct Activation {
     created_at: DateTime<Utc>,
 }
 
-const TTL_SECS: u64 = 15 * 60;
+const FLOW: &str = "activate";
 
 fn key(id: &str) -> String {
     format!("act:{id}")
@@ -54,23 +52,52 @@ fn scope(id: &str) -> String {
     format!("activate:{id}")
 }
 
-fn codes(state: &AppState) -> Result<Codes<'_>, OAuthError> {
-    Ok(Codes {
-        eph: state.eph.as_ref(),
-        cfg: &state.cfg.otp,
-        vault: state.store.vault()?,
-    })
+/// The first step (`identifier`: what was typed).
+fn start_page(
+    lang: Lang,
+    status: StatusCode,
+    csrf: &str,
+    identifier: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let step = RegisterStep::Start;
+    render(
+        lang,
+        status,
+        View {
+            step,
+            csrf,
+            act: None,
+            identifier,
+            error,
+            error_text: None,
+        },
+    )
 }
 
-fn field<'a>(form: &'a Params, k: &str) -> &'a str {
-    form.get(k).ok().flatten().unwrap_or("").trim()
-}
-
-/// CSRF token of the first form: a keyed hash of the browser cookie.
-fn start_csrf(state: &AppState, bid: &str) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, state.csrf_secret.as_ref());
-    let tag = ring::hmac::sign(&key, format!("activate:{bid}").as_bytes());
-    keys::sha256_b64url(tag.as_ref())
+/// A later step of the activation `a`.
+fn step_page(
+    lang: Lang,
+    status: StatusCode,
+    step: RegisterStep,
+    a: &Activation,
+    error: Option<&str>,
+    error_text: Option<String>,
+) -> HttpResponse {
+    let act = Some(a.id.as_str());
+    let csrf = &a.csrf;
+    render(
+        lang,
+        status,
+        View {
+            step,
+            csrf,
+            act,
+            identifier: "",
+            error,
+            error_text,
+        },
+    )
 }
 
 struct View<'a> {
@@ -98,57 +125,12 @@ fn render(lang: Lang, status: StatusCode, v: View<'_>) -> HttpResponse {
     )
 }
 
-async fn audit(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: &str,
-    sub: Option<String>,
-    d: serde_json::Value,
-) -> Result<(), OAuthError> {
-    let e = AuditEvent {
-        at: state.now(),
-        kind: kind.into(),
-        subject_id: sub,
-        client_id: None,
-        ip: super::client_ip(state, req),
-        detail: d,
-    };
-    state.store.call(move |s| s.append_audit(&e)).await?;
-    Ok(())
-}
-
 /// `GET /activate`.
 pub async fn page_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = lang_of(&req, None);
-    let (bid, new_bid) = match cookies::read(&req, &cookies::bid_name(&state)) {
-        Some(b) => (b, false),
-        None => match keys::random_token(32) {
-            Ok(b) => (b, true),
-            Err(e) => return page_failure(lang, &OAuthError::server(e)),
-        },
-    };
-    let csrf = start_csrf(&state, &bid);
-    let mut resp = render(
-        lang,
-        StatusCode::OK,
-        View {
-            step: RegisterStep::Start,
-            csrf: &csrf,
-            act: None,
-            identifier: "",
-            error: None,
-            error_text: None,
-        },
-    );
-    if new_bid {
-        let _ = resp.add_cookie(&cookies::build(
-            &state,
-            cookies::bid_name(&state),
-            bid,
-            None,
-        ));
-    }
-    resp
+    register::first_page(&state, &req, lang, FLOW, |csrf| {
+        start_page(lang, StatusCode::OK, csrf, "", None)
+    })
 }
 
 /// `POST /activate` (`step` = start | code | password).
@@ -208,8 +190,7 @@ async fn start(
     form: &Params,
 ) -> Result<HttpResponse, OAuthError> {
     let started = std::time::Instant::now();
-    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
-    let csrf = start_csrf(state, &bid);
+    let (bid, csrf) = register::browser_csrf(state, req, FLOW);
     if bid.is_empty() || !keys::constant_time_eq(field(form, "csrf").as_bytes(), csrf.as_bytes()) {
         return Ok(page(
             StatusCode::FORBIDDEN,
@@ -220,18 +201,7 @@ async fn start(
     }
     let identifier = field(form, "identifier");
     let again = |code: &'static str| {
-        render(
-            lang,
-            StatusCode::BAD_REQUEST,
-            View {
-                step: RegisterStep::Start,
-                csrf: &csrf,
-                act: None,
-                identifier,
-                error: Some(code),
-                error_text: None,
-            },
-        )
+        start_page(lang, StatusCode::BAD_REQUEST, &csrf, identifier, Some(code))
     };
     if identifier.chars().count() > 200 || Identifier::parse(identifier).is_err() {
         return Ok(again("bad_identifier"));
@@ -257,13 +227,13 @@ async fn start(
         .store
         .vault()?
         .blind_index(&format!("activate:{identifier}"));
-    let code = match codes(state)?
+    let code = match super::otp::codes(state)?
         .issue(&scope(&a.id), &who, channel, &to, state.now())
         .await?
     {
         Ok(c) => c,
         Err(_) => {
-            super::register::pad(state, started).await;
+            register::pad(state, started).await;
             return Ok(again("throttled"));
         }
     };
@@ -287,27 +257,15 @@ async fn start(
         let now = state.now();
         state.store.call(move |s| s.enqueue(&message, now)).await?;
     }
-    let bytes = serde_json::to_vec(&a).map_err(OAuthError::server)?;
-    state
-        .eph
-        .put(
-            &key(&a.id),
-            &bytes,
-            std::time::Duration::from_secs(TTL_SECS),
-        )
-        .await?;
-    super::register::pad(state, started).await;
-    Ok(render(
+    register::keep(state, &key(&a.id), &a).await?;
+    register::pad(state, started).await;
+    Ok(step_page(
         lang,
         StatusCode::OK,
-        View {
-            step: RegisterStep::Code,
-            csrf: &a.csrf,
-            act: Some(&a.id),
-            identifier: "",
-            error: None,
-            error_text: None,
-        },
+        RegisterStep::Code,
+        &a,
+        None,
+        None,
     ))
 }
 
@@ -317,39 +275,22 @@ async fn activation(
     req: &HttpRequest,
     form: &Params,
 ) -> Result<Option<Activation>, OAuthError> {
-    let id = field(form, "reg");
-    if id.is_empty() || id.len() > 100 {
-        return Ok(None);
-    }
-    let Some(bytes) = state.eph.get(&key(id)).await? else {
-        return Ok(None);
-    };
-    let Ok(a) = serde_json::from_slice::<Activation>(&bytes) else {
-        return Ok(None);
-    };
-    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
-    let ok = keys::constant_time_eq(
-        keys::sha256_b64url(bid.as_bytes()).as_bytes(),
-        a.bid_hash.as_bytes(),
-    ) && keys::constant_time_eq(field(form, "csrf").as_bytes(), a.csrf.as_bytes());
-    Ok(ok.then_some(a))
+    let a = register::kept::<Activation>(state, key, field(form, "reg")).await?;
+    Ok(a.filter(|a| {
+        register::same_browser(state, req, &a.bid_hash)
+            && keys::constant_time_eq(field(form, "csrf").as_bytes(), a.csrf.as_bytes())
+    }))
 }
 
 /// The first step again with "the code is no longer valid".
 fn expired_start(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
-    let csrf = start_csrf(state, &bid);
-    render(
+    let (_, csrf) = register::browser_csrf(state, req, FLOW);
+    start_page(
         lang,
         StatusCode::BAD_REQUEST,
-        View {
-            step: RegisterStep::Start,
-            csrf: &csrf,
-            act: None,
-            identifier: "",
-            error: Some("code_expired"),
-            error_text: None,
-        },
+        &csrf,
+        "",
+        Some("code_expired"),
     )
 }
 
@@ -362,69 +303,33 @@ async fn code(
     let Some(mut a) = activation(state, req, form).await? else {
         return Ok(expired_start(state, req, lang));
     };
-    let verdict = codes(state)?
-        .verify(&scope(&a.id), field(form, "code"), state.now())
-        .await?;
-    match verdict {
-        Verdict::Right if a.subject_id.is_some() => {
-            a.confirmed = true;
-            let bytes = serde_json::to_vec(&a).map_err(OAuthError::server)?;
-            state
-                .eph
-                .put(
-                    &key(&a.id),
-                    &bytes,
-                    std::time::Duration::from_secs(TTL_SECS),
-                )
-                .await?;
-            Ok(render(
-                lang,
-                StatusCode::OK,
-                View {
-                    step: RegisterStep::Password,
-                    csrf: &a.csrf,
-                    act: Some(&a.id),
-                    identifier: "",
-                    error: None,
-                    error_text: None,
-                },
-            ))
-        }
+    let check = CodeCheck {
+        scope: scope(&a.id),
+        step_key: key(&a.id),
+        audit_kind: "activation.code_failure",
+        subject_id: a.subject_id.clone(),
         // No account: no code was sent, so none is right.
-        Verdict::Right | Verdict::Wrong { .. } | Verdict::Malformed => {
-            audit(
-                state,
-                req,
-                "activation.code_failure",
-                a.subject_id.clone(),
-                serde_json::json!({}),
-            )
-            .await?;
-            Ok(render(
+        may_be_right: a.subject_id.is_some(),
+    };
+    match check.run(state, req, field(form, "code")).await? {
+        CodeAnswer::Right => {
+            a.confirmed = true;
+            register::keep(state, &key(&a.id), &a).await?;
+            let step = RegisterStep::Password;
+            Ok(step_page(lang, StatusCode::OK, step, &a, None, None))
+        }
+        CodeAnswer::Wrong => {
+            let (step, error) = (RegisterStep::Code, Some("wrong_code"));
+            Ok(step_page(
                 lang,
                 StatusCode::BAD_REQUEST,
-                View {
-                    step: RegisterStep::Code,
-                    csrf: &a.csrf,
-                    act: Some(&a.id),
-                    identifier: "",
-                    error: Some("wrong_code"),
-                    error_text: None,
-                },
+                step,
+                &a,
+                error,
+                None,
             ))
         }
-        Verdict::Exhausted | Verdict::Expired | Verdict::Used => {
-            audit(
-                state,
-                req,
-                "activation.code_failure",
-                a.subject_id.clone(),
-                serde_json::json!({ "void": true }),
-            )
-            .await?;
-            let _ = state.eph.delete(&key(&a.id)).await;
-            Ok(expired_start(state, req, lang))
-        }
+        CodeAnswer::Void => Ok(expired_start(state, req, lang)),
     }
 }
 
@@ -450,17 +355,13 @@ async fn password(
     );
     let problems = super::password::check_new(state, &subject, new, confirm);
     if !problems.is_empty() {
-        return Ok(render(
+        return Ok(step_page(
             lang,
             StatusCode::BAD_REQUEST,
-            View {
-                step: RegisterStep::Password,
-                csrf: &a.csrf,
-                act: Some(&a.id),
-                identifier: "",
-                error: Some("password"),
-                error_text: Some(consent_ui::password_problems_text(&problems, lang)),
-            },
+            RegisterStep::Password,
+            &a,
+            Some("password"),
+            Some(consent_ui::password_problems_text(&problems, lang)),
         ));
     }
     let hash = super::password::hash(state, new.to_string()).await?;
@@ -469,19 +370,7 @@ async fn password(
         return Ok(expired_start(state, req, lang));
     }
     let now = state.now();
-    let cookie_value = keys::random_token(32).map_err(OAuthError::server)?;
-    let session = SsoSession {
-        id_hash: keys::sha256_b64url(cookie_value.as_bytes()),
-        sid: tokens::new_id()?,
-        subject_id: sub.clone(),
-        auth_time: now,
-        acr: crate::authn::ACR_ONE_FACTOR.into(),
-        amr: vec!["pwd".into()],
-        remember: false,
-        created_at: now,
-        expires_at: now + chrono::Duration::seconds(state.cfg.session.ttl_secs as i64),
-        ended_at: None,
-    };
+    let (session, cookie_value) = register::new_session(state, &sub, now)?;
     let event = AuditEvent {
         at: now,
         kind: "user.activated".into(),
@@ -505,13 +394,5 @@ async fn password(
     if !activated {
         return Ok(expired_start(state, req, lang));
     }
-    super::login::touch_idle(state, &sid).await?;
-    let mut resp = see_other("/account/profile");
-    let _ = resp.add_cookie(&cookies::build(
-        state,
-        cookies::session_name(state),
-        cookie_value,
-        None,
-    ));
-    Ok(resp)
+    register::signed_in(state, &sid, cookie_value).await
 }

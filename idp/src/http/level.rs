@@ -15,12 +15,16 @@ use crate::protocol::authorize::{error_fields, response_url, AuthRequest, Respon
 use crate::protocol::scopes::{self, LevelDecision};
 use crate::protocol::{ErrorCode, OAuthError};
 use crate::state::AppState;
-use crate::store::{AuditStore, ClientStore, PersonStore};
+use crate::store::{AuditStore, PersonStore};
 
-/// The person of a subject (a subject that vanished is an expired flow).
+/// The level and status of a subject's person (a subject that vanished is an expired flow);
+/// nothing here needs the person's records.
 async fn person_of(state: &AppState, subject_id: &str) -> Result<Option<Person>, OAuthError> {
     let sid = subject_id.to_string();
-    Ok(state.store.call(move |s| s.find_person(&sid)).await?)
+    Ok(state
+        .store
+        .call(move |s| s.find_person_standing(&sid))
+        .await?)
 }
 
 /// The requested scopes split by the person's level.
@@ -106,21 +110,15 @@ pub async fn gate(
 ) -> Result<AuthRequest, HttpResponse> {
     let run = async {
         let (sid, cid) = (auth.subject_id.clone(), request.client_id.clone());
-        let (person, min, client) = state
+        let (person, min) = state
             .store
-            .call(move |s| {
-                Ok((
-                    s.find_person(&sid)?,
-                    s.client_min_level(&cid)?,
-                    s.find_client(&cid)?.map(|c| c.name),
-                ))
-            })
+            .call(move |s| Ok((s.find_person_standing(&sid)?, s.client_min_level(&cid)?)))
             .await?;
         let person =
             person.ok_or_else(|| OAuthError::new(ErrorCode::AccessDenied, "no such account"))?;
-        Ok::<_, OAuthError>((person, min, client.unwrap_or_default()))
+        Ok::<_, OAuthError>((person, min))
     };
-    let (person, min, client_name) = match run.await {
+    let (person, min) = match run.await {
         Ok(v) => v,
         Err(e) => return Err(page_failure(lang, &e)),
     };
@@ -130,6 +128,11 @@ pub async fn gate(
         return Err(resp);
     }
     if !scopes::meets_client_level(min, person.level) {
+        // The portal's name, for the page (through the per-node client cache).
+        let client_name = match state.clients.find(&state.store, &request.client_id).await {
+            Ok(c) => c.map(|c| c.name.clone()).unwrap_or_default(),
+            Err(e) => return Err(page_failure(lang, &e.into())),
+        };
         let needs = min.map(|m| m.as_str()).unwrap_or("standard");
         let detail = serde_json::json!({ "needs": needs, "has": person.level.as_str() });
         if let Err(e) = audit(

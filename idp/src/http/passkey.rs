@@ -7,7 +7,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use consent_ui::{FactorError, LoginError, WebauthnProblem};
+use consent_ui::{FactorError, Lang, LoginError, WebauthnProblem};
 use webauthn_rs::prelude::{DiscoverableKey, PublicKeyCredential};
 
 use super::error::page_failure;
@@ -52,6 +52,103 @@ pub(super) fn json_refusal(status: StatusCode, error: &str) -> HttpResponse {
 
 pub(super) fn new_ceremony_id() -> Result<String, OAuthError> {
     keys::random_token(24).map_err(OAuthError::server)
+}
+
+/// Keeps a new ceremony (single use, in the ephemeral store) and gives the browser its id
+/// and the options: how every ceremony start ends.
+pub(super) async fn save_ceremony(
+    state: &AppState,
+    ceremony: Ceremony,
+    options: impl serde::Serialize,
+) -> Result<serde_json::Value, OAuthError> {
+    let id = new_ceremony_id()?;
+    ceremony.save(state.eph.as_ref(), &id).await?;
+    Ok(serde_json::json!({ "ceremony": id, "options": options }))
+}
+
+/// The answer of a ceremony start: the options (200); a refusal code (400) when there is
+/// nothing to ask for (the person has no key of the kind); or `unavailable` (503), with
+/// `failure` and the detail in the log.
+pub(super) fn start_answer(
+    outcome: Result<Result<serde_json::Value, &str>, OAuthError>,
+    failure: &str,
+) -> HttpResponse {
+    match outcome {
+        Ok(Ok(v)) => json(StatusCode::OK, v),
+        Ok(Err(refusal)) => json_refusal(StatusCode::BAD_REQUEST, refusal),
+        Err(e) => {
+            tracing::error!(detail = e.detail.as_deref().unwrap_or(""), "{failure}");
+            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    }
+}
+
+/// Options for an assertion by one of `stored` of `kind` (a person known, not a discoverable
+/// credential): a passkey confirms (`ConfirmPasskey`), a security key is a second factor
+/// (`SecondFactor`). `None` when the person has no key of that kind.
+pub(super) fn start_assertion(
+    rp: &webauthn_rs::prelude::Webauthn,
+    stored: &[WebauthnCredential],
+    kind: WebauthnKind,
+) -> Result<Option<(serde_json::Value, CeremonyState)>, OAuthError> {
+    let failed = |e| OAuthError::server(format!("webauthn start: {e}"));
+    let started = match kind {
+        WebauthnKind::Passkey => {
+            let keys: Vec<_> = wa::passkeys(stored).into_iter().map(|(_, k)| k).collect();
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let (o, st) = rp.start_passkey_authentication(&keys).map_err(failed)?;
+            (serde_json::to_value(o), CeremonyState::ConfirmPasskey(st))
+        }
+        WebauthnKind::SecurityKey => {
+            let keys: Vec<_> = wa::security_keys(stored)
+                .into_iter()
+                .map(|(_, k)| k)
+                .collect();
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let (o, st) = rp.start_securitykey_authentication(&keys).map_err(failed)?;
+            (serde_json::to_value(o), CeremonyState::SecondFactor(st))
+        }
+    };
+    let (options, st) = started;
+    Ok(Some((options.unwrap_or_default(), st)))
+}
+
+/// The opening of every check of a known person's ceremony answer: the ceremony was
+/// started for `sub`, WebAuthn is on, and the browser's JSON parses as `T` (an assertion or
+/// a registration).
+pub(super) fn known_answer<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    c: &Ceremony,
+    sub: &str,
+    json: &str,
+) -> Result<(webauthn_rs::prelude::Webauthn, T), Refusal> {
+    if c.subject_id.as_deref() != Some(sub) {
+        return Err(Refusal::OtherBrowser);
+    }
+    let Some(rp) = relying_party(state) else {
+        return Err(Refusal::Invalid);
+    };
+    Ok((rp, wa::parse_response(json)?))
+}
+
+/// Counts a sign-in answer (a key, a code) against the address's attempt budget: `Err` with
+/// the page to show when the budget is spent (the login page, locked) or cannot be kept.
+pub(super) async fn count_attempt(
+    state: &AppState,
+    req: &HttpRequest,
+    tx: &LoginTx,
+    lang: Lang,
+) -> Result<(), HttpResponse> {
+    let ip = ip_of(state, req).unwrap_or_default();
+    match throttle(state).ip_attempt(&ip).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(render_login(state, req, tx, None, Some(LoginError::Locked)).await),
+        Err(e) => Err(page_failure(lang, &e.into())),
+    }
 }
 
 /// The page text for a refusal.
@@ -160,28 +257,16 @@ pub async fn signin_start(
         let (options, st) = rp
             .start_discoverable_authentication()
             .map_err(|e| OAuthError::server(format!("webauthn start: {e}")))?;
-        let id = new_ceremony_id()?;
-        Ceremony {
+        let ceremony = Ceremony {
             v: 1,
             binding: format!("tx:{}", tx.id),
             subject_id: None,
             name: None,
             state: CeremonyState::SignIn(st),
-        }
-        .save(state.eph.as_ref(), &id)
-        .await?;
-        Ok::<_, OAuthError>(serde_json::json!({ "ceremony": id, "options": options }))
+        };
+        save_ceremony(&state, ceremony, options).await
     };
-    match run.await {
-        Ok(v) => json(StatusCode::OK, v),
-        Err(e) => {
-            tracing::error!(
-                detail = e.detail.as_deref().unwrap_or(""),
-                "passkey start failed"
-            );
-            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    }
+    start_answer(run.await.map(Ok), "passkey start failed")
 }
 
 /// The ceremony named by the form, taken (single use) and checked against `binding`.
@@ -314,11 +399,8 @@ pub async fn signin_finish(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let ip = ip_of(&state, &req).unwrap_or_default();
-    match throttle(&state).ip_attempt(&ip).await {
-        Ok(true) => {}
-        Ok(false) => return render_login(&state, &req, &tx, None, Some(LoginError::Locked)).await,
-        Err(e) => return page_failure(lang, &e.into()),
+    if let Err(r) = count_attempt(&state, &req, &tx, lang).await {
+        return r;
     }
     let run = async {
         match take_ceremony(&state, &form, &format!("tx:{}", tx.id)).await? {
@@ -358,17 +440,23 @@ pub async fn signin_finish(
     }
 }
 
+/// The subject's WebAuthn credentials of one kind.
+async fn keys_of(
+    state: &AppState,
+    subject_id: &str,
+    kind: WebauthnKind,
+) -> Result<Vec<WebauthnCredential>, OAuthError> {
+    let sub = subject_id.to_string();
+    let all = state.store.call(move |s| s.list_webauthn(&sub)).await?;
+    Ok(all.into_iter().filter(|c| c.kind == kind).collect())
+}
+
 /// The subject's security keys.
 pub(super) async fn security_keys_of(
     state: &AppState,
     subject_id: &str,
 ) -> Result<Vec<WebauthnCredential>, OAuthError> {
-    let sub = subject_id.to_string();
-    let all = state.store.call(move |s| s.list_webauthn(&sub)).await?;
-    Ok(all
-        .into_iter()
-        .filter(|c| c.kind == WebauthnKind::SecurityKey)
-        .collect())
+    keys_of(state, subject_id, WebauthnKind::SecurityKey).await
 }
 
 /// The subject's passkeys.
@@ -376,12 +464,7 @@ pub(super) async fn passkeys_of(
     state: &AppState,
     subject_id: &str,
 ) -> Result<Vec<WebauthnCredential>, OAuthError> {
-    let sub = subject_id.to_string();
-    let all = state.store.call(move |s| s.list_webauthn(&sub)).await?;
-    Ok(all
-        .into_iter()
-        .filter(|c| c.kind == WebauthnKind::Passkey)
-        .collect())
+    keys_of(state, subject_id, WebauthnKind::Passkey).await
 }
 
 /// Whether the subject has a passkey (what a portal that needs acr 3 asks for).
@@ -454,41 +537,19 @@ pub async fn second_start(
     };
     let run = async {
         let stored = security_keys_of(&state, &pending.subject_id).await?;
-        let keys: Vec<_> = wa::security_keys(&stored)
-            .into_iter()
-            .map(|(_, k)| k)
-            .collect();
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let (options, st) = rp
-            .start_securitykey_authentication(&keys)
-            .map_err(|e| OAuthError::server(format!("webauthn start: {e}")))?;
-        let id = new_ceremony_id()?;
-        Ceremony {
+        let Some((options, st)) = start_assertion(&rp, &stored, WebauthnKind::SecurityKey)? else {
+            return Ok(Err("no_security_key"));
+        };
+        let ceremony = Ceremony {
             v: 1,
             binding: format!("tx:{}", tx.id),
             subject_id: Some(pending.subject_id.clone()),
             name: None,
-            state: CeremonyState::SecondFactor(st),
-        }
-        .save(state.eph.as_ref(), &id)
-        .await?;
-        Ok::<_, OAuthError>(Some(
-            serde_json::json!({ "ceremony": id, "options": options }),
-        ))
+            state: st,
+        };
+        save_ceremony(&state, ceremony, options).await.map(Ok)
     };
-    match run.await {
-        Ok(Some(v)) => json(StatusCode::OK, v),
-        Ok(None) => json_refusal(StatusCode::BAD_REQUEST, "no_security_key"),
-        Err(e) => {
-            tracing::error!(
-                detail = e.detail.as_deref().unwrap_or(""),
-                "security key start failed"
-            );
-            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    }
+    start_answer(run.await, "security key start failed")
 }
 
 /// Verifies a security-key assertion of `subject_id` against a second-factor ceremony (the
@@ -571,11 +632,8 @@ pub async fn second_finish(
     let Some(pending) = tx.pending.clone().filter(|p| !p.needs_passkey()) else {
         return expired(lang);
     };
-    let ip = ip_of(&state, &req).unwrap_or_default();
-    match throttle(&state).ip_attempt(&ip).await {
-        Ok(true) => {}
-        Ok(false) => return render_login(&state, &req, &tx, None, Some(LoginError::Locked)).await,
-        Err(e) => return page_failure(lang, &e.into()),
+    if let Err(r) = count_attempt(&state, &req, &tx, lang).await {
+        return r;
     }
     let run = async {
         match take_ceremony(&state, &form, &format!("tx:{}", tx.id)).await? {

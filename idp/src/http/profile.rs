@@ -9,15 +9,13 @@ use consent_ui::{
     AddressView, CodeView, ContactView, ErrorKind, Lang, ProfilePage, VerificationView,
 };
 
-use super::cookies;
-use super::error::{html, lang_of, page, page_failure};
+use super::account::SignedInPage;
+pub(super) use super::account::{event, Ctx};
+use super::error::{html, page, page_failure};
 use super::login::see_other;
-use crate::audit::AuditEvent;
-use crate::authn::transaction::LoginTx;
 use crate::domain::identifier::Snils;
 use crate::domain::person::{AddressKind, IdentityForm, Person, Verification, VerificationState};
-use crate::domain::{SsoSession, Subject};
-use crate::protocol::authorize::{AuthRequest, ResponseMode, ResponseTarget};
+use crate::domain::Subject;
 use crate::protocol::params::Params;
 use crate::protocol::{tokens, OAuthError};
 use crate::state::AppState;
@@ -25,86 +23,24 @@ use crate::store::{AuditStore, PersonStore, StoreError, SubjectStore};
 
 pub(super) const PAGE: &str = "/account/profile";
 
-/// CSRF token of the profile forms: a keyed hash of the session cookie.
-fn csrf_token(state: &AppState, req: &HttpRequest) -> Option<String> {
-    let value = cookies::read(req, &cookies::session_name(state))?;
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, state.csrf_secret.as_ref());
-    let tag = ring::hmac::sign(&key, format!("profile:{value}").as_bytes());
-    Some(keys::sha256_b64url(tag.as_ref()))
-}
-
-/// No session: sign in through the account pages' built-in client, then come back.
-async fn start_sign_in(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
-    let run = async {
-        let (bid, new_bid) = match cookies::read(req, &cookies::bid_name(state)) {
-            Some(b) => (b, false),
-            None => (keys::random_token(32).map_err(OAuthError::server)?, true),
-        };
-        let tx = LoginTx {
-            v: 1,
-            id: tokens::new_id()?,
-            bid_hash: keys::sha256_b64url(bid.as_bytes()),
-            csrf: keys::random_token(24).map_err(OAuthError::server)?,
-            request: AuthRequest {
-                client_id: super::account::ACCOUNT_CLIENT.into(),
-                target: ResponseTarget {
-                    redirect_uri: state.endpoint(PAGE),
-                    state: None,
-                    mode: ResponseMode::Query,
-                },
-                scopes: vec!["openid".into()],
-                nonce: None,
-                code_challenge: keys::random_token(32).map_err(OAuthError::server)?,
-                prompt: vec![],
-                max_age: None,
-                login_hint: None,
-                hint_sub: None,
-                acr_values: vec![],
-                ui_locales: Some(lang.code().into()),
-                claims: None,
-            },
-            auth: None,
-            pending: None,
-            password_due: None,
-            created_at: state.now(),
-        };
-        let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
-        tx.save(state.eph.as_ref(), ttl).await?;
-        Ok::<_, OAuthError>((tx.id, new_bid.then_some(bid)))
-    };
-    match run.await {
-        Ok((id, new_bid)) => {
-            let mut r = see_other(&format!("/login?tx={id}"));
-            if let Some(b) = new_bid {
-                let _ = r.add_cookie(&cookies::build(state, cookies::bid_name(state), b, None));
-            }
-            r
-        }
-        Err(e) => page_failure(lang, &e),
-    }
-}
-
-pub(super) struct Ctx {
-    pub(super) session: SsoSession,
-    pub(super) csrf: String,
-    pub(super) lang: Lang,
-}
+/// The profile page: its forms' CSRF tokens are its own (`profile:`), and a sign-in for it
+/// comes back here.
+const SIGNED_IN: SignedInPage = SignedInPage {
+    csrf_label: "profile",
+    path: PAGE,
+};
 
 pub(super) async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpResponse> {
-    let lang = lang_of(req, None);
-    let session = match super::authorize::current_session(state, req).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err(start_sign_in(state, req, lang).await),
-        Err(e) => return Err(page_failure(lang, &e)),
-    };
-    let Some(csrf) = csrf_token(state, req) else {
-        return Err(start_sign_in(state, req, lang).await);
-    };
-    Ok(Ctx {
-        session,
-        csrf,
-        lang,
-    })
+    super::account::signed_in_context(state, req, SIGNED_IN).await
+}
+
+/// The context of a form post of the profile page, CSRF checked.
+pub(super) async fn form_context(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<(Ctx, Params), HttpResponse> {
+    super::account::signed_in_form(state, req, body, SIGNED_IN).await
 }
 
 fn fmt_date(d: chrono::NaiveDate) -> String {
@@ -423,23 +359,6 @@ fn form_of(form: &Params) -> IdentityForm {
     }
 }
 
-pub(super) fn event(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: &str,
-    sub: &str,
-    d: serde_json::Value,
-) -> AuditEvent {
-    AuditEvent {
-        at: state.now(),
-        kind: kind.into(),
-        subject_id: Some(sub.to_string()),
-        client_id: None,
-        ip: super::client_ip(state, req),
-        detail: d,
-    }
-}
-
 /// `POST /account/profile/identity`: validate, then queue the registry check. Every refusal
 /// is specific, writes `identity.rejected` and saves nothing.
 pub async fn submit_identity(
@@ -447,18 +366,11 @@ pub async fn submit_identity(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let lang = lang_of(&req, None);
-    let Ok(form) = super::token::form_body(&req, &body) else {
-        return page(StatusCode::BAD_REQUEST, lang, ErrorKind::BadRequest, None);
-    };
-    let ctx = match context(&state, &req).await {
-        Ok(c) => c,
+    let (ctx, form) = match form_context(&state, &req, &body).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let sent = form.get("csrf").ok().flatten().unwrap_or("");
-    if !keys::constant_time_eq(sent.as_bytes(), ctx.csrf.as_bytes()) {
-        return page(StatusCode::FORBIDDEN, lang, ErrorKind::BadRequest, None);
-    }
+    let lang = ctx.lang;
     let values: Vec<(&str, String)> = FORM_FIELDS
         .iter()
         .map(|k| {

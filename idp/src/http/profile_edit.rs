@@ -17,12 +17,14 @@ use chrono::{DateTime, Utc};
 use consent_ui::{CodeView, ErrorKind, Lang};
 use serde::{Deserialize, Serialize};
 
-use super::error::{lang_of, page, page_failure};
+use super::error::{page, page_failure};
 use super::login::see_other;
-use super::profile::{context, event, render, render_with, Ctx, PAGE};
-use crate::authn::otp::{mask, CodeChannel, Codes, Verdict};
+use super::profile::{event, form_context, render, render_with, Ctx, PAGE};
+use super::register::field;
+use crate::authn::otp::{mask, CodeChannel, Verdict};
 use crate::domain::identifier::{Email, Phone};
 use crate::domain::person::{Address, AddressKind, ContactKind};
+use crate::domain::Profile;
 use crate::notify::{NewMessage, OutboxStore};
 use crate::protocol::params::Params;
 use crate::protocol::{tokens, OAuthError};
@@ -54,43 +56,26 @@ fn code_scope(id: &str) -> String {
     format!("contact:{id}")
 }
 
-fn codes(state: &AppState) -> Result<Codes<'_>, OAuthError> {
-    Ok(Codes {
-        eph: state.eph.as_ref(),
-        cfg: &state.cfg.otp,
-        vault: state.store.vault()?,
-    })
-}
-
-fn field<'a>(form: &'a Params, k: &str) -> &'a str {
-    form.get(k).ok().flatten().unwrap_or("").trim()
-}
-
-/// The form body and the page context, CSRF checked.
-async fn checked(
+/// A form post of the profile page: the session and the CSRF-checked form, then `act`; its
+/// error is the failure page.
+async fn posted<F, Fut>(
     state: &AppState,
     req: &HttpRequest,
     body: &web::Bytes,
-) -> Result<(Params, Ctx), HttpResponse> {
-    let lang = lang_of(req, None);
-    let Ok(form) = super::token::form_body(req, body) else {
-        return Err(page(
-            StatusCode::BAD_REQUEST,
-            lang,
-            ErrorKind::BadRequest,
-            None,
-        ));
+    act: F,
+) -> HttpResponse
+where
+    F: FnOnce(Ctx, Params) -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, OAuthError>>,
+{
+    let (ctx, form) = match form_context(state, req, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let ctx = context(state, req).await?;
-    if !keys::constant_time_eq(field(&form, "csrf").as_bytes(), ctx.csrf.as_bytes()) {
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            lang,
-            ErrorKind::BadRequest,
-            None,
-        ));
-    }
-    Ok((form, ctx))
+    let lang = ctx.lang;
+    act(ctx, form)
+        .await
+        .unwrap_or_else(|e| page_failure(lang, &e))
 }
 
 fn contact_kind(s: &str) -> Option<ContactKind> {
@@ -158,13 +143,11 @@ pub async fn contact_start(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (form, ctx) = match checked(&state, &req, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    start(&state, &req, &ctx, &form)
-        .await
-        .unwrap_or_else(|e| page_failure(ctx.lang, &e))
+    let (state, req) = (state.get_ref(), &req);
+    posted(state, req, &body, |ctx, form| async move {
+        start(state, req, &ctx, &form).await
+    })
+    .await
 }
 
 async fn start(
@@ -194,14 +177,8 @@ async fn start(
         .store
         .call(move |s| s.find_subject(&sub))
         .await?
-        .map(|s| match kind {
-            ContactKind::Email => s.profile.email.filter(|_| s.profile.email_verified),
-            _ => s
-                .profile
-                .phone_number
-                .filter(|_| s.profile.phone_number_verified),
-        });
-    if current.flatten().as_deref() == Some(value.as_str()) {
+        .and_then(|s| confirmed_contact(&s.profile, kind));
+    if current.as_deref() == Some(value.as_str()) {
         return Ok(refuse(state, req, ctx, REFUSED, "contact_same").await);
     }
     let change = PendingChange {
@@ -219,7 +196,7 @@ async fn start(
         .store
         .vault()?
         .blind_index(&format!("contact-change:{}", change.subject_id));
-    let code = match codes(state)?
+    let code = match super::otp::codes(state)?
         .issue(&code_scope(&change.id), &who, channel, &value, state.now())
         .await?
     {
@@ -258,20 +235,32 @@ async fn start(
     let bytes = serde_json::to_vec(&change).map_err(OAuthError::server)?;
     let ttl = std::time::Duration::from_secs(state.cfg.otp.code_ttl_secs.max(1));
     state.eph.put(&change_key(&change.id), &bytes, ttl).await?;
-    let masked = mask(channel, &value);
-    Ok(render_with(
-        state,
-        ctx,
-        StatusCode::OK,
-        None,
-        None,
-        &[],
-        Some(CodeView {
-            change: &change.id,
-            sent_to: &masked,
-        }),
-    )
-    .await)
+    Ok(code_page(state, ctx, StatusCode::OK, None, &change, channel).await)
+}
+
+/// The profile with the code form of a pending change (`error`: why it is shown again).
+async fn code_page(
+    state: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    error: Option<&str>,
+    change: &PendingChange,
+    channel: CodeChannel,
+) -> HttpResponse {
+    let masked = mask(channel, &change.value);
+    let code_for = CodeView {
+        change: &change.id,
+        sent_to: &masked,
+    };
+    render_with(state, ctx, status, error, None, &[], Some(code_for)).await
+}
+
+/// The confirmed value of the person's sign-in contact of this kind, if any.
+fn confirmed_contact(p: &Profile, kind: ContactKind) -> Option<String> {
+    match kind {
+        ContactKind::Email => p.email.clone().filter(|_| p.email_verified),
+        _ => p.phone_number.clone().filter(|_| p.phone_number_verified),
+    }
 }
 
 /// The pending change of this session, if it is still live.
@@ -322,11 +311,7 @@ async fn save_contact(
     let Some(subject) = state.store.call(move |s| s.find_subject(&sub)).await? else {
         return Err(OAuthError::invalid_request("the account no longer exists"));
     };
-    let p = &subject.profile;
-    let old = match kind {
-        ContactKind::Email => p.email.clone().filter(|_| p.email_verified),
-        _ => p.phone_number.clone().filter(|_| p.phone_number_verified),
-    };
+    let old = confirmed_contact(&subject.profile, kind);
     let notices: Vec<NewMessage> = old
         .iter()
         .filter(|o| Some(o.as_str()) != value.as_deref())
@@ -375,13 +360,11 @@ pub async fn contact_confirm(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (form, ctx) = match checked(&state, &req, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    confirm(&state, &req, &ctx, &form)
-        .await
-        .unwrap_or_else(|e| page_failure(ctx.lang, &e))
+    let (state, req) = (state.get_ref(), &req);
+    posted(state, req, &body, |ctx, form| async move {
+        confirm(state, req, &ctx, &form).await
+    })
+    .await
 }
 
 async fn confirm(
@@ -400,7 +383,7 @@ async fn confirm(
     if !confirmed_recently(state, ctx).await? {
         return Ok(refuse(state, req, ctx, "profile.contact_refused", "confirm_first").await);
     }
-    match codes(state)?
+    match super::otp::codes(state)?
         .verify(&code_scope(&change.id), field(form, "code"), state.now())
         .await?
     {
@@ -418,20 +401,9 @@ async fn confirm(
                 serde_json::json!({ "left": left }),
             )
             .await?;
-            let masked = mask(channel_of(kind), &change.value);
-            return Ok(render_with(
-                state,
-                ctx,
-                StatusCode::BAD_REQUEST,
-                Some("wrong_code"),
-                None,
-                &[],
-                Some(CodeView {
-                    change: &change.id,
-                    sent_to: &masked,
-                }),
-            )
-            .await);
+            let (status, error) = (StatusCode::BAD_REQUEST, Some("wrong_code"));
+            let channel = channel_of(kind);
+            return Ok(code_page(state, ctx, status, error, &change, channel).await);
         }
         Verdict::Exhausted | Verdict::Expired | Verdict::Used => {
             let _ = state.eph.delete(&change_key(&change.id)).await;
@@ -452,36 +424,35 @@ pub async fn contact_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (form, ctx) = match checked(&state, &req, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let (state, req) = (state.get_ref(), &req);
+    posted(state, req, &body, |ctx, form| async move {
+        remove_contact(state, req, &ctx, &form).await
+    })
+    .await
+}
+
+async fn remove_contact(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &Ctx,
+    form: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let Some(kind) = contact_kind(field(form, "kind")) else {
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            ctx.lang,
+            ErrorKind::BadRequest,
+            None,
+        ));
     };
-    let run = async {
-        let Some(kind) = contact_kind(field(&form, "kind")) else {
-            return Ok(page(
-                StatusCode::BAD_REQUEST,
-                ctx.lang,
-                ErrorKind::BadRequest,
-                None,
-            ));
-        };
-        if !confirmed_recently(&state, &ctx).await? {
-            return Ok(refuse(
-                &state,
-                &req,
-                &ctx,
-                "profile.contact_refused",
-                "confirm_first",
-            )
-            .await);
-        }
-        let outcome = save_contact(&state, &req, &ctx, kind, None).await?;
-        Ok::<_, OAuthError>(match outcome_code(outcome) {
-            None => see_other(&format!("{PAGE}?notice=contact_removed")),
-            Some(code) => refuse(&state, &req, &ctx, "profile.contact_refused", code).await,
-        })
-    };
-    run.await.unwrap_or_else(|e| page_failure(ctx.lang, &e))
+    if !confirmed_recently(state, ctx).await? {
+        return Ok(refuse(state, req, ctx, "profile.contact_refused", "confirm_first").await);
+    }
+    let outcome = save_contact(state, req, ctx, kind, None).await?;
+    Ok(match outcome_code(outcome) {
+        None => see_other(&format!("{PAGE}?notice=contact_removed")),
+        Some(code) => refuse(state, req, ctx, "profile.contact_refused", code).await,
+    })
 }
 
 // ------------------------------------------------------------------ addresses
@@ -533,6 +504,18 @@ fn address_of(
     })
 }
 
+/// The person's address of the kind named `kind`, if any.
+async fn current_address(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: &str,
+) -> Result<Option<Address>, OAuthError> {
+    let kind = address_kind(kind);
+    let sub = ctx.session.subject_id.clone();
+    let person = state.store.call(move |s| s.find_person(&sub)).await?;
+    Ok(person.and_then(|p| p.addresses.into_iter().find(|a| Some(a.kind) == kind)))
+}
+
 /// `POST /account/profile/address` (`address_kind`, `formatted`, `zip`, `country`): adds the
 /// address of that kind, or replaces it.
 pub async fn address_save(
@@ -540,38 +523,38 @@ pub async fn address_save(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (form, ctx) = match checked(&state, &req, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let (state, req) = (state.get_ref(), &req);
+    posted(state, req, &body, |ctx, form| async move {
+        save_address(state, req, &ctx, &form).await
+    })
+    .await
+}
+
+async fn save_address(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &Ctx,
+    form: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let existing = current_address(state, ctx, field(form, "address_kind")).await?;
+    let existing = existing.as_ref();
+    let address = match address_of(form, existing, tokens::new_id()?, state.now()) {
+        Ok(a) => a,
+        Err(code) => return Ok(refuse(state, req, ctx, "profile.address_refused", code).await),
     };
-    let run = async {
-        let sub = ctx.session.subject_id.clone();
-        let person = state.store.call(move |s| s.find_person(&sub)).await?;
-        let kind = address_kind(field(&form, "address_kind"));
-        let existing = person
-            .as_ref()
-            .and_then(|p| p.addresses.iter().find(|a| Some(a.kind) == kind));
-        let address = match address_of(&form, existing, tokens::new_id()?, state.now()) {
-            Ok(a) => a,
-            Err(code) => {
-                return Ok(refuse(&state, &req, &ctx, "profile.address_refused", code).await)
-            }
-        };
-        let e = event(
-            &state,
-            &req,
-            "profile.address_saved",
-            &ctx.session.subject_id,
-            serde_json::json!({ "kind": address.kind.as_str(), "replaced": existing.is_some() }),
-        );
-        let sub = ctx.session.subject_id.clone();
-        state
-            .store
-            .call(move |s| s.put_item(&sub, &PersonItem::Address(address), &e))
-            .await?;
-        Ok::<_, OAuthError>(see_other(&format!("{PAGE}?notice=address_saved")))
-    };
-    run.await.unwrap_or_else(|e| page_failure(ctx.lang, &e))
+    let e = event(
+        state,
+        req,
+        "profile.address_saved",
+        &ctx.session.subject_id,
+        serde_json::json!({ "kind": address.kind.as_str(), "replaced": existing.is_some() }),
+    );
+    let sub = ctx.session.subject_id.clone();
+    state
+        .store
+        .call(move |s| s.put_item(&sub, &PersonItem::Address(address), &e))
+        .await?;
+    Ok(see_other(&format!("{PAGE}?notice=address_saved")))
 }
 
 /// `POST /account/profile/address/remove` (`kind`).
@@ -580,43 +563,45 @@ pub async fn address_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (form, ctx) = match checked(&state, &req, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let (state, req) = (state.get_ref(), &req);
+    posted(state, req, &body, |ctx, form| async move {
+        remove_address(state, req, &ctx, &form).await
+    })
+    .await
+}
+
+async fn remove_address(
+    state: &AppState,
+    req: &HttpRequest,
+    ctx: &Ctx,
+    form: &Params,
+) -> Result<HttpResponse, OAuthError> {
+    let Some(id) = current_address(state, ctx, field(form, "kind"))
+        .await?
+        .map(|a| a.id)
+    else {
+        return Ok(refuse(
+            state,
+            req,
+            ctx,
+            "profile.address_refused",
+            "address_not_found",
+        )
+        .await);
     };
-    let run = async {
-        let sub = ctx.session.subject_id.clone();
-        let person = state.store.call(move |s| s.find_person(&sub)).await?;
-        let kind = address_kind(field(&form, "kind"));
-        let Some(id) = person
-            .as_ref()
-            .and_then(|p| p.addresses.iter().find(|a| Some(a.kind) == kind))
-            .map(|a| a.id.clone())
-        else {
-            return Ok(refuse(
-                &state,
-                &req,
-                &ctx,
-                "profile.address_refused",
-                "address_not_found",
-            )
-            .await);
-        };
-        let e = event(
-            &state,
-            &req,
-            "profile.address_removed",
-            &ctx.session.subject_id,
-            serde_json::json!({ "kind": field(&form, "kind") }),
-        );
-        let sub = ctx.session.subject_id.clone();
-        state
-            .store
-            .call(move |s| s.remove_item(&sub, &id, &e))
-            .await?;
-        Ok::<_, OAuthError>(see_other(&format!("{PAGE}?notice=address_removed")))
-    };
-    run.await.unwrap_or_else(|e| page_failure(ctx.lang, &e))
+    let e = event(
+        state,
+        req,
+        "profile.address_removed",
+        &ctx.session.subject_id,
+        serde_json::json!({ "kind": field(form, "kind") }),
+    );
+    let sub = ctx.session.subject_id.clone();
+    state
+        .store
+        .call(move |s| s.remove_item(&sub, &id, &e))
+        .await?;
+    Ok(see_other(&format!("{PAGE}?notice=address_removed")))
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use consent_ui::{Lang, RegisterPage, RegisterStep};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::cookies;
 use super::error::{html, lang_of, page_failure};
 use super::login::see_other;
 use crate::audit::AuditEvent;
-use crate::authn::otp::{CodeChannel, Codes, Verdict};
+use crate::authn::otp::{CodeChannel, Verdict};
 use crate::domain::identifier::Identifier;
 use crate::domain::{Profile, SsoSession, Subject};
 use crate::notify::{NewMessage, OutboxStore};
@@ -46,23 +47,55 @@ struct Registration {
     created_at: DateTime<Utc>,
 }
 
-const TTL_SECS: u64 = 15 * 60;
+/// How long a self-service step (registration, activation) stays live.
+pub(super) const TTL_SECS: u64 = 15 * 60;
+const FLOW: &str = "register";
 
 fn key(id: &str) -> String {
     format!("reg:{id}")
 }
 
 async fn save(state: &AppState, r: &Registration) -> Result<(), OAuthError> {
-    let bytes = serde_json::to_vec(r).map_err(OAuthError::server)?;
+    keep(state, &key(&r.id), r).await
+}
+
+/// Keeps a step of a self-service flow (registration, activation) in the ephemeral store for
+/// [`TTL_SECS`].
+pub(super) async fn keep<T: Serialize>(
+    state: &AppState,
+    key: &str,
+    value: &T,
+) -> Result<(), OAuthError> {
+    let bytes = serde_json::to_vec(value).map_err(OAuthError::server)?;
     state
         .eph
-        .put(
-            &key(&r.id),
-            &bytes,
-            std::time::Duration::from_secs(TTL_SECS),
-        )
+        .put(key, &bytes, std::time::Duration::from_secs(TTL_SECS))
         .await?;
     Ok(())
+}
+
+/// The step kept under `key(id)`, if `id` is plausible and it is still live.
+pub(super) async fn kept<T: DeserializeOwned>(
+    state: &AppState,
+    key: fn(&str) -> String,
+    id: &str,
+) -> Result<Option<T>, OAuthError> {
+    if id.is_empty() || id.len() > 100 {
+        return Ok(None);
+    }
+    let Some(bytes) = state.eph.get(&key(id)).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<T>(&bytes).ok())
+}
+
+/// Whether this request comes from the browser whose cookie hashes to `bid_hash`.
+pub(super) fn same_browser(state: &AppState, req: &HttpRequest, bid_hash: &str) -> bool {
+    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
+    keys::constant_time_eq(
+        keys::sha256_b64url(bid.as_bytes()).as_bytes(),
+        bid_hash.as_bytes(),
+    )
 }
 
 /// The registration of this browser, if it is still live.
@@ -71,36 +104,46 @@ async fn load(
     req: &HttpRequest,
     id: &str,
 ) -> Result<Option<Registration>, OAuthError> {
-    if id.is_empty() || id.len() > 100 {
-        return Ok(None);
-    }
-    let Some(bytes) = state.eph.get(&key(id)).await? else {
-        return Ok(None);
-    };
-    let Ok(r) = serde_json::from_slice::<Registration>(&bytes) else {
-        return Ok(None);
-    };
-    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
-    let ok = keys::constant_time_eq(
-        keys::sha256_b64url(bid.as_bytes()).as_bytes(),
-        r.bid_hash.as_bytes(),
-    );
-    Ok(ok.then_some(r))
+    let r = kept::<Registration>(state, key, id).await?;
+    Ok(r.filter(|r| same_browser(state, req, &r.bid_hash)))
 }
 
-/// CSRF token of the first form: a keyed hash of the browser cookie.
-fn start_csrf(state: &AppState, bid: &str) -> String {
+/// CSRF token of the first form of a self-service `flow` (`register`, `activate`): a keyed
+/// hash of the browser cookie.
+pub(super) fn start_csrf(state: &AppState, flow: &str, bid: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, state.csrf_secret.as_ref());
-    let tag = ring::hmac::sign(&key, format!("register:{bid}").as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{flow}:{bid}").as_bytes());
     keys::sha256_b64url(tag.as_ref())
 }
 
-fn codes(state: &AppState) -> Result<Codes<'_>, OAuthError> {
-    Ok(Codes {
-        eph: state.eph.as_ref(),
-        cfg: &state.cfg.otp,
-        vault: state.store.vault()?,
-    })
+/// The first form's CSRF token of this browser (empty cookie: a token no form carries).
+pub(super) fn browser_csrf(state: &AppState, req: &HttpRequest, flow: &str) -> (String, String) {
+    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
+    let csrf = start_csrf(state, flow, &bid);
+    (bid, csrf)
+}
+
+/// The first page of a self-service `flow`, drawn by `render` with its CSRF token; a browser
+/// without a cookie gets one.
+pub(super) fn first_page(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    flow: &str,
+    render: impl FnOnce(&str) -> HttpResponse,
+) -> HttpResponse {
+    let (bid, new_bid) = match cookies::read(req, &cookies::bid_name(state)) {
+        Some(b) => (b, false),
+        None => match keys::random_token(32) {
+            Ok(b) => (b, true),
+            Err(e) => return page_failure(lang, &OAuthError::server(e)),
+        },
+    };
+    let mut resp = render(&start_csrf(state, flow, &bid));
+    if new_bid {
+        let _ = resp.add_cookie(&cookies::build(state, cookies::bid_name(state), bid, None));
+    }
+    resp
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -134,34 +177,19 @@ fn render(
 /// `GET /register`.
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = lang_of(&req, None);
-    let (bid, new_bid) = match cookies::read(&req, &cookies::bid_name(&state)) {
-        Some(b) => (b, false),
-        None => match keys::random_token(32) {
-            Ok(b) => (b, true),
-            Err(e) => return page_failure(lang, &OAuthError::server(e)),
-        },
-    };
-    let csrf = start_csrf(&state, &bid);
-    let mut resp = render(
-        lang,
-        StatusCode::OK,
-        RegisterStep::Start,
-        &csrf,
-        None,
-        &[],
-        None,
-        None,
-        None,
-    );
-    if new_bid {
-        let _ = resp.add_cookie(&cookies::build(
-            &state,
-            cookies::bid_name(&state),
-            bid,
+    first_page(&state, &req, lang, FLOW, |csrf| {
+        render(
+            lang,
+            StatusCode::OK,
+            RegisterStep::Start,
+            csrf,
             None,
-        ));
-    }
-    resp
+            &[],
+            None,
+            None,
+            None,
+        )
+    })
 }
 
 /// `POST /register` (`step` = start | code | password).
@@ -193,7 +221,8 @@ pub async fn submit(
     res.unwrap_or_else(|e| page_failure(lang, &e))
 }
 
-fn field<'a>(form: &'a Params, k: &str) -> &'a str {
+/// A form field, trimmed ("" when absent).
+pub(super) fn field<'a>(form: &'a Params, k: &str) -> &'a str {
     form.get(k).ok().flatten().unwrap_or("").trim()
 }
 
@@ -206,7 +235,8 @@ fn forbidden(lang: Lang) -> HttpResponse {
     )
 }
 
-async fn audit(
+/// An audit event of a self-service flow (`sub`: the account, once there is one).
+pub(super) async fn audit(
     state: &AppState,
     req: &HttpRequest,
     kind: &str,
@@ -231,8 +261,7 @@ async fn start(
     lang: Lang,
     form: &Params,
 ) -> Result<HttpResponse, OAuthError> {
-    let bid = cookies::read(req, &cookies::bid_name(state)).unwrap_or_default();
-    let csrf = start_csrf(state, &bid);
+    let (bid, csrf) = browser_csrf(state, req, FLOW);
     if bid.is_empty() || !keys::constant_time_eq(field(form, "csrf").as_bytes(), csrf.as_bytes()) {
         return Ok(forbidden(lang));
     }
@@ -302,7 +331,7 @@ async fn start(
         .store
         .vault()?
         .blind_index(&format!("register:{normal}"));
-    let code = match codes(state)?
+    let code = match super::otp::codes(state)?
         .issue(
             &format!("register:{}", r.id),
             &who,
@@ -396,6 +425,54 @@ fn code_message(
         .with_locale(lang.code())
 }
 
+/// The code step of a self-service flow: the code is checked under `scope`; a failure is
+/// audited as `audit_kind`, and a code that can no longer be right drops the step kept
+/// under `step_key`.
+pub(super) struct CodeCheck<'a> {
+    pub(super) scope: String,
+    pub(super) step_key: String,
+    pub(super) audit_kind: &'a str,
+    pub(super) subject_id: Option<String>,
+    /// False when no code was sent (an unknown account, a taken contact): none is right.
+    pub(super) may_be_right: bool,
+}
+
+/// The answer to a code step.
+pub(super) enum CodeAnswer {
+    Right,
+    /// Wrong (or no code can be right): the code page again.
+    Wrong,
+    /// Used up or expired: the first step again.
+    Void,
+}
+
+impl CodeCheck<'_> {
+    pub(super) async fn run(
+        self,
+        state: &AppState,
+        req: &HttpRequest,
+        code: &str,
+    ) -> Result<CodeAnswer, OAuthError> {
+        let verdict = super::otp::codes(state)?
+            .verify(&self.scope, code, state.now())
+            .await?;
+        let (answer, detail) = match verdict {
+            Verdict::Right if self.may_be_right => return Ok(CodeAnswer::Right),
+            Verdict::Right | Verdict::Wrong { .. } | Verdict::Malformed => {
+                (CodeAnswer::Wrong, serde_json::json!({}))
+            }
+            Verdict::Exhausted | Verdict::Expired | Verdict::Used => {
+                (CodeAnswer::Void, serde_json::json!({ "void": true }))
+            }
+        };
+        audit(state, req, self.audit_kind, self.subject_id, detail).await?;
+        if matches!(answer, CodeAnswer::Void) {
+            let _ = state.eph.delete(&self.step_key).await;
+        }
+        Ok(answer)
+    }
+}
+
 /// The registration of a step's form, with its CSRF token checked.
 async fn registration(
     state: &AppState,
@@ -437,15 +514,16 @@ async fn code(
         CodeChannel::Sms
     };
     let masked = crate::authn::otp::mask(channel, &r.contact);
-    match codes(state)?
-        .verify(
-            &format!("register:{}", r.id),
-            field(form, "code"),
-            state.now(),
-        )
-        .await?
-    {
-        Verdict::Right if !r.taken => {
+    let check = CodeCheck {
+        scope: format!("register:{}", r.id),
+        step_key: key(&r.id),
+        audit_kind: "register.code_failure",
+        subject_id: None,
+        // A taken contact's registration never confirms (its owner got no code).
+        may_be_right: !r.taken,
+    };
+    match check.run(state, req, field(form, "code")).await? {
+        CodeAnswer::Right => {
             r.confirmed = true;
             save(state, &r).await?;
             Ok(render(
@@ -460,40 +538,18 @@ async fn code(
                 None,
             ))
         }
-        // A taken contact's registration never confirms (its owner got no code).
-        Verdict::Right | Verdict::Wrong { .. } | Verdict::Malformed => {
-            audit(
-                state,
-                req,
-                "register.code_failure",
-                None,
-                serde_json::json!({}),
-            )
-            .await?;
-            Ok(render(
-                lang,
-                StatusCode::BAD_REQUEST,
-                RegisterStep::Code,
-                &r.csrf,
-                Some(&r.id),
-                &[],
-                Some(&masked),
-                Some("wrong_code"),
-                None,
-            ))
-        }
-        Verdict::Exhausted | Verdict::Expired | Verdict::Used => {
-            audit(
-                state,
-                req,
-                "register.code_failure",
-                None,
-                serde_json::json!({"void": true}),
-            )
-            .await?;
-            let _ = state.eph.delete(&key(&r.id)).await;
-            Ok(expired_start(state, req, lang))
-        }
+        CodeAnswer::Wrong => Ok(render(
+            lang,
+            StatusCode::BAD_REQUEST,
+            RegisterStep::Code,
+            &r.csrf,
+            Some(&r.id),
+            &[],
+            Some(&masked),
+            Some("wrong_code"),
+            None,
+        )),
+        CodeAnswer::Void => Ok(expired_start(state, req, lang)),
     }
 }
 
@@ -501,7 +557,7 @@ async fn code(
 fn expired_start(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
     match cookies::read(req, &cookies::bid_name(state)) {
         Some(bid) => {
-            let csrf = start_csrf(state, &bid);
+            let csrf = start_csrf(state, FLOW, &bid);
             render(
                 lang,
                 StatusCode::BAD_REQUEST,
@@ -575,19 +631,7 @@ async fn password(
     if state.eph.take(&key(&r.id)).await?.is_none() {
         return Ok(expired_start(state, req, lang));
     }
-    let cookie_value = keys::random_token(32).map_err(OAuthError::server)?;
-    let session = SsoSession {
-        id_hash: keys::sha256_b64url(cookie_value.as_bytes()),
-        sid: tokens::new_id()?,
-        subject_id: subject.id.clone(),
-        auth_time: now,
-        acr: crate::authn::ACR_ONE_FACTOR.into(),
-        amr: vec!["pwd".into()],
-        remember: false,
-        created_at: now,
-        expires_at: now + chrono::Duration::seconds(state.cfg.session.ttl_secs as i64),
-        ended_at: None,
-    };
+    let (session, cookie_value) = new_session(state, &subject.id, now)?;
     let event = AuditEvent {
         at: now,
         kind: "user.registered".into(),
@@ -611,10 +655,7 @@ async fn password(
         })
         .await?;
     if !created {
-        let csrf = start_csrf(
-            state,
-            &cookies::read(req, &cookies::bid_name(state)).unwrap_or_default(),
-        );
+        let (_, csrf) = browser_csrf(state, req, FLOW);
         return Ok(render(
             lang,
             StatusCode::BAD_REQUEST,
@@ -627,8 +668,39 @@ async fn password(
             None,
         ));
     }
+    signed_in(state, &sid, cookie_value).await
+}
+
+/// A new password-only SSO session of `subject_id`, and the value of its cookie.
+pub(super) fn new_session(
+    state: &AppState,
+    subject_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(SsoSession, String), OAuthError> {
+    let cookie_value = keys::random_token(32).map_err(OAuthError::server)?;
+    let session = SsoSession {
+        id_hash: keys::sha256_b64url(cookie_value.as_bytes()),
+        sid: tokens::new_id()?,
+        subject_id: subject_id.to_string(),
+        auth_time: now,
+        acr: crate::authn::ACR_ONE_FACTOR.into(),
+        amr: vec!["pwd".into()],
+        remember: false,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(state.cfg.session.ttl_secs as i64),
+        ended_at: None,
+    };
+    Ok((session, cookie_value))
+}
+
+/// The browser, now signed in to the stored session `sid`: its cookie set, on to the profile.
+pub(super) async fn signed_in(
+    state: &AppState,
+    sid: &str,
+    cookie_value: String,
+) -> Result<HttpResponse, OAuthError> {
     // A session without "remember me" ends after idle time: start its clock.
-    super::login::touch_idle(state, &sid).await?;
+    super::login::touch_idle(state, sid).await?;
     let mut resp = see_other("/account/profile");
     let _ = resp.add_cookie(&cookies::build(
         state,

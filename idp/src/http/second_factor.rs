@@ -2,13 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use consent_ui::{Factor, FactorError, Lang, LoginError, SecondFactorPage};
+use consent_ui::{Factor, FactorError, Lang, SecondFactorPage};
 
 use super::error::{html, lang_of, page_failure};
-use super::login::{
-    audit, expired, load_tx, render_login, see_other, signed_in, throttle, tx_form, tx_lang,
-    tx_param,
-};
+use super::login::{audit, expired, load_tx, see_other, signed_in, tx_form, tx_lang, tx_param};
 use crate::authn::login::{self, Pending, MAX_CODE_FAILURES};
 use crate::authn::transaction::LoginTx;
 use crate::authn::{recovery, totp};
@@ -244,11 +241,8 @@ pub async fn submit(
     if pending.needs_passkey() {
         return see_other(&format!("{}?tx={}", super::step_up::PAGE, tx.id));
     }
-    let ip = super::login::ip_of(&state, &req).unwrap_or_default();
-    match throttle(&state).ip_attempt(&ip).await {
-        Ok(true) => {}
-        Ok(false) => return render_login(&state, &req, &tx, None, Some(LoginError::Locked)).await,
-        Err(e) => return page_failure(lang, &e.into()),
+    if let Err(r) = super::passkey::count_attempt(&state, &req, &tx, lang).await {
+        return r;
     }
     let factor = form
         .get("method")

@@ -9,22 +9,19 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use consent_ui::{LoginError, PasskeyNeededPage, PasskeyStepUpPage, WebauthnProblem};
+use consent_ui::{PasskeyNeededPage, PasskeyStepUpPage, WebauthnProblem};
 
 use super::authorize::redirect_error;
 use super::error::{html, lang_of, page_failure};
-use super::login::{
-    audit, client_name, expired, ip_of, load_tx, render_login, signed_in, throttle, tx_form,
-    tx_lang, tx_param,
-};
+use super::login::{audit, client_name, expired, load_tx, signed_in, tx_form, tx_lang, tx_param};
 use super::passkey::{
-    credential_field, json, json_refusal, new_ceremony_id, passkeys_of, problem, relying_party,
-    take_ceremony, verify_own_passkey, KeyFailure,
+    count_attempt, credential_field, json_refusal, passkeys_of, problem, relying_party,
+    save_ceremony, start_answer, start_assertion, take_ceremony, verify_own_passkey, KeyFailure,
 };
 use crate::authn::login::{self, Pending};
 use crate::authn::transaction::LoginTx;
-use crate::authn::webauthn::{self as wa, Ceremony, CeremonyState};
-use crate::protocol::OAuthError;
+use crate::authn::webauthn::{self as wa, Ceremony};
+use crate::domain::credential::WebauthnKind;
 use crate::state::AppState;
 
 /// The "confirm with your passkey" page.
@@ -91,38 +88,19 @@ pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
     };
     let run = async {
         let stored = passkeys_of(&state, &pending.subject_id).await?;
-        let keys: Vec<_> = wa::passkeys(&stored).into_iter().map(|(_, k)| k).collect();
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let (options, st) = rp
-            .start_passkey_authentication(&keys)
-            .map_err(|e| OAuthError::server(format!("webauthn start: {e}")))?;
-        let id = new_ceremony_id()?;
-        Ceremony {
+        let Some((options, st)) = start_assertion(&rp, &stored, WebauthnKind::Passkey)? else {
+            return Ok(Err("no_passkey"));
+        };
+        let ceremony = Ceremony {
             v: 1,
             binding: binding(&tx),
             subject_id: Some(pending.subject_id.clone()),
             name: None,
-            state: CeremonyState::ConfirmPasskey(st),
-        }
-        .save(state.eph.as_ref(), &id)
-        .await?;
-        Ok::<_, OAuthError>(Some(
-            serde_json::json!({ "ceremony": id, "options": options }),
-        ))
+            state: st,
+        };
+        save_ceremony(&state, ceremony, options).await.map(Ok)
     };
-    match run.await {
-        Ok(Some(v)) => json(StatusCode::OK, v),
-        Ok(None) => json_refusal(StatusCode::BAD_REQUEST, "no_passkey"),
-        Err(e) => {
-            tracing::error!(
-                detail = e.detail.as_deref().unwrap_or(""),
-                "passkey step-up start failed"
-            );
-            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    }
+    start_answer(run.await, "passkey step-up start failed")
 }
 
 /// `POST /login/passkey-step-up/finish`: the assertion; a right one completes the sign-in
@@ -139,11 +117,8 @@ pub async fn finish(
     let Some(pending) = waiting(&tx) else {
         return expired(lang);
     };
-    let ip = ip_of(&state, &req).unwrap_or_default();
-    match throttle(&state).ip_attempt(&ip).await {
-        Ok(true) => {}
-        Ok(false) => return render_login(&state, &req, &tx, None, Some(LoginError::Locked)).await,
-        Err(e) => return page_failure(lang, &e.into()),
+    if let Err(r) = count_attempt(&state, &req, &tx, lang).await {
+        return r;
     }
     let run = async {
         match take_ceremony(&state, &form, &binding(&tx)).await? {

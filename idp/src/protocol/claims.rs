@@ -182,6 +182,36 @@ pub fn release(s: &Subject, scopes: &[String], individually: &[String]) -> Map<S
 /// Claims for the userinfo response or the ID token. `scopes` are the granted scopes;
 /// `individually` the names of the `claims` parameter — a claim of a sensitive scope among
 /// them is released only if that scope was granted too.
+/// Claims answered from the subject's own row and the person's level alone; any other
+/// claim needs the person's records (documents, contacts, addresses, organisations).
+const FROM_STANDING: &[&str] = &[
+    "sub",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "birthdate",
+    "gender",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "account_level",
+    "trusted",
+];
+
+/// Whether releasing these scopes and individually requested claims needs the person's
+/// records, or the level and status suffice (`PersonStore::find_person_standing`).
+pub fn needs_records(scopes: &[String], individually: &[String]) -> bool {
+    scopes
+        .iter()
+        .flat_map(|sc| scopes::claims_of(sc).iter().copied())
+        .chain(individually.iter().map(String::as_str))
+        .any(|c| !FROM_STANDING.contains(&c))
+}
+
 pub fn release_person(
     s: &Subject,
     person: Option<&Person>,
@@ -328,5 +358,36 @@ mod tests {
         let out = release(&subject(), &v(&["fullname"]), &[]);
         assert_eq!(out["name"], "Петров Иван");
         assert!(out.get("account_level").is_none());
+    }
+
+    #[test]
+    fn level_and_status_suffice_exactly_where_needs_records_says_so() {
+        let full = person();
+        let mut standing = Person::new(&full.subject_id, full.updated_at);
+        standing.level = full.level;
+        standing.status = full.status;
+        let s = subject();
+        let mut light = 0;
+        for scope in scopes::KNOWN_SCOPES {
+            let granted = vec!["openid".to_string(), scope.to_string()];
+            if needs_records(&granted, &[]) {
+                continue;
+            }
+            light += 1;
+            assert_eq!(
+                release_person(&s, Some(&standing), &granted, &[]),
+                release_person(&s, Some(&full), &granted, &[]),
+                "{scope}"
+            );
+        }
+        assert!(
+            light >= 5,
+            "profile, email, phone, fullname, birthdate, ..."
+        );
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(needs_records(&v(&["openid", "snils"]), &[]));
+        assert!(needs_records(&v(&["openid", "usr_org"]), &[]));
+        assert!(needs_records(&v(&["openid"]), &v(&["id_doc"])));
+        assert!(!needs_records(&v(&["openid", "profile", "email"]), &[]));
     }
 }

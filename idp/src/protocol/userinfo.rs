@@ -75,13 +75,26 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value
         .with_detail("insufficient_scope"));
     }
     let sub = at.sub.clone();
+    let individually = at.uic.clone().unwrap_or_default();
+    // Scopes bound to another person release nothing, so they need no records either.
+    let records = claims::needs_records(
+        &at.scope
+            .split(' ')
+            .map(|s| s.split('?').next().unwrap_or(s).to_string())
+            .collect::<Vec<_>>(),
+        &individually,
+    );
     let (subject, person) = state
         .store
         .call(move |s| {
             use crate::store::PersonStore;
             Ok(match s.find_subject(&sub)? {
                 Some(subject) => {
-                    let person = s.find_person(&subject.id)?;
+                    let person = if records {
+                        s.find_person(&subject.id)?
+                    } else {
+                        s.find_person_standing(&subject.id)?
+                    };
                     Some((subject, person))
                 }
                 None => None,
@@ -101,7 +114,7 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value
         &subject,
         person.as_ref(),
         &scopes,
-        &at.uic.unwrap_or_default(),
+        &individually,
     ))
 }
 

@@ -83,6 +83,11 @@ pub trait PersonStore {
     /// The person of a subject with every collection, opened; `None` if the subject does not
     /// exist. A subject nothing was recorded about is a simplified, active person.
     fn find_person(&self, subject_id: &str) -> StoreResult<Option<Person>>;
+    /// The person's level and status only, without unsealing anything: documents,
+    /// contacts, addresses, organisations and personal numbers stay empty. For decisions
+    /// that need no more (the authorization gate, userinfo of profile scopes). `None` for an
+    /// unknown subject.
+    fn find_person_standing(&self, subject_id: &str) -> StoreResult<Option<Person>>;
     /// The subject and person with this ESIA oid.
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>>;
     /// The subject whose SNILS or INN (11 or 12 digits) has this value, by blind index.

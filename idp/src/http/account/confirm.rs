@@ -9,13 +9,13 @@ use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::authn::webauthn::{self as wa, Ceremony, CeremonyState, Refusal, StoredKey};
 use crate::authn::{recovery, totp};
-use crate::domain::credential::WebauthnCredential;
+use crate::domain::credential::{WebauthnCredential, WebauthnKind};
 use crate::domain::SsoSession;
 use crate::http::error::page_failure;
 use crate::http::login::see_other;
 use crate::http::passkey::{
-    credential_field, json, json_refusal, new_ceremony_id, problem, record_use, relying_party,
-    take_ceremony,
+    credential_field, json_refusal, known_answer, problem, record_use, relying_party,
+    save_ceremony, start_answer, start_assertion, take_ceremony,
 };
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
@@ -198,54 +198,24 @@ pub async fn confirm_key_start(
     };
     let run = async {
         let f = factors_of(&state, &ctx.session.subject_id).await?;
-        let passkeys: Vec<_> = wa::passkeys(&f.keys).into_iter().map(|(_, k)| k).collect();
-        let st = if !passkeys.is_empty() {
-            let (o, st) = rp
-                .start_passkey_authentication(&passkeys)
-                .map_err(|e| OAuthError::server(format!("webauthn start: {e}")))?;
-            (
-                serde_json::to_value(o).unwrap_or_default(),
-                CeremonyState::ConfirmPasskey(st),
-            )
-        } else {
-            let sks: Vec<_> = wa::security_keys(&f.keys)
-                .into_iter()
-                .map(|(_, k)| k)
-                .collect();
-            if sks.is_empty() {
-                return Ok(None);
-            }
-            let (o, st) = rp
-                .start_securitykey_authentication(&sks)
-                .map_err(|e| OAuthError::server(format!("webauthn start: {e}")))?;
-            (
-                serde_json::to_value(o).unwrap_or_default(),
-                CeremonyState::SecondFactor(st),
-            )
+        // A passkey when the person has one, else a security key.
+        let started = match start_assertion(&rp, &f.keys, WebauthnKind::Passkey)? {
+            Some(v) => Some(v),
+            None => start_assertion(&rp, &f.keys, WebauthnKind::SecurityKey)?,
         };
-        let id = new_ceremony_id()?;
-        Ceremony {
+        let Some((options, st)) = started else {
+            return Ok(Err("no_key"));
+        };
+        let ceremony = Ceremony {
             v: 1,
             binding: format!("sid:{}", ctx.session.sid),
             subject_id: Some(ctx.session.subject_id.clone()),
             name: None,
-            state: st.1,
-        }
-        .save(state.eph.as_ref(), &id)
-        .await?;
-        Ok::<_, OAuthError>(Some(serde_json::json!({ "ceremony": id, "options": st.0 })))
+            state: st,
+        };
+        save_ceremony(&state, ceremony, options).await.map(Ok)
     };
-    match run.await {
-        Ok(Some(v)) => json(StatusCode::OK, v),
-        Ok(None) => json_refusal(StatusCode::BAD_REQUEST, "no_key"),
-        Err(e) => {
-            tracing::error!(
-                detail = e.detail.as_deref().unwrap_or(""),
-                "confirm start failed"
-            );
-            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    }
+    start_answer(run.await, "confirm start failed")
 }
 
 /// Verifies an assertion of one of `sub`'s keys against a ceremony bound to `sub`: a passkey
@@ -262,14 +232,8 @@ pub(in crate::http) async fn verify_key_assertion(
     sub: &str,
     json: &str,
 ) -> Result<Result<WebauthnCredential, Refusal>, OAuthError> {
-    if c.subject_id.as_deref() != Some(sub) {
-        return Ok(Err(Refusal::OtherBrowser));
-    }
-    let Some(rp) = relying_party(state) else {
-        return Ok(Err(Refusal::Invalid));
-    };
-    let cred: PublicKeyCredential = match wa::parse_response(json) {
-        Ok(c) => c,
+    let (rp, cred): (_, PublicKeyCredential) = match known_answer(state, &c, sub, json) {
+        Ok(v) => v,
         Err(r) => return Ok(Err(r)),
     };
     let cred_id = wa::cred_id_b64(cred.get_credential_id());

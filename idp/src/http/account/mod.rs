@@ -64,16 +64,17 @@ pub async fn current_session(
     super::authorize::current_session(state, req).await
 }
 
-/// The CSRF token of the account forms: a keyed hash of the session cookie (stateless; a
-/// page of another site cannot know it).
-fn csrf_token(state: &AppState, req: &HttpRequest) -> Option<String> {
+/// The CSRF token of a signed-in page's forms: a keyed hash of the session cookie under the
+/// page's label (`account`, `profile`); stateless, and a page of another site cannot know it.
+fn csrf_token(state: &AppState, req: &HttpRequest, label: &str) -> Option<String> {
     let value = cookies::read(req, &cookies::session_name(state))?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, state.csrf_secret.as_ref());
-    let tag = ring::hmac::sign(&key, format!("account:{value}").as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{label}:{value}").as_bytes());
     Some(keys::sha256_b64url(tag.as_ref()))
 }
 
-fn event(
+/// An audit event of the signed-in person `sub`.
+pub(in crate::http) fn event(
     state: &AppState,
     req: &HttpRequest,
     kind: &str,
@@ -131,21 +132,39 @@ pub(super) async fn notify_owner(
 }
 
 /// The signed-in person of this request, with the page's CSRF token; or the answer to give.
-struct Ctx {
-    session: SsoSession,
-    csrf: String,
-    lang: Lang,
+pub(in crate::http) struct Ctx {
+    pub(in crate::http) session: SsoSession,
+    pub(in crate::http) csrf: String,
+    pub(in crate::http) lang: Lang,
 }
 
-async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpResponse> {
+/// Which signed-in page asks: its CSRF label and where a sign-in for it comes back to.
+#[derive(Clone, Copy)]
+pub(in crate::http) struct SignedInPage {
+    pub(in crate::http) csrf_label: &'static str,
+    pub(in crate::http) path: &'static str,
+}
+
+/// The security page.
+const SECURITY: SignedInPage = SignedInPage {
+    csrf_label: "account",
+    path: PAGE,
+};
+
+/// The context of a signed-in page; without a session, a sign-in that comes back to it.
+pub(in crate::http) async fn signed_in_context(
+    state: &AppState,
+    req: &HttpRequest,
+    on: SignedInPage,
+) -> Result<Ctx, HttpResponse> {
     let lang = lang_of(req, None);
     let session = match current_session(state, req).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(start_sign_in(state, req, lang, false).await),
+        Ok(None) => return Err(start_sign_in(state, req, lang, on.path, false).await),
         Err(e) => return Err(page_failure(lang, &e)),
     };
-    let Some(csrf) = csrf_token(state, req) else {
-        return Err(start_sign_in(state, req, lang, false).await);
+    let Some(csrf) = csrf_token(state, req, on.csrf_label) else {
+        return Err(start_sign_in(state, req, lang, on.path, false).await);
     };
     Ok(Ctx {
         session,
@@ -154,11 +173,13 @@ async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpRespons
     })
 }
 
-/// The context of a form post: the session, and the form with its CSRF token checked.
-async fn form_context(
+/// The context of a signed-in page's form post: the session, and the form with its CSRF
+/// token checked.
+pub(in crate::http) async fn signed_in_form(
     state: &AppState,
     req: &HttpRequest,
     body: &web::Bytes,
+    on: SignedInPage,
 ) -> Result<(Ctx, Params), HttpResponse> {
     let lang = lang_of(req, None);
     let Ok(form) = super::token::form_body(req, body) else {
@@ -169,7 +190,7 @@ async fn form_context(
             None,
         ));
     };
-    let ctx = context(state, req).await?;
+    let ctx = signed_in_context(state, req, on).await?;
     let sent = form.get("csrf").ok().flatten().unwrap_or("");
     if !keys::constant_time_eq(sent.as_bytes(), ctx.csrf.as_bytes()) {
         return Err(page(
@@ -180,6 +201,19 @@ async fn form_context(
         ));
     }
     Ok((ctx, form))
+}
+
+async fn context(state: &AppState, req: &HttpRequest) -> Result<Ctx, HttpResponse> {
+    signed_in_context(state, req, SECURITY).await
+}
+
+/// The context of a form post of the security page.
+async fn form_context(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<(Ctx, Params), HttpResponse> {
+    signed_in_form(state, req, body, SECURITY).await
 }
 
 /// The per-address and per-session limit on WebAuthn ceremony starts (the sign-in pages'
@@ -208,7 +242,7 @@ async fn json_context(
         Ok(None) => return Err(json_refusal(StatusCode::UNAUTHORIZED, "signed_out")),
         Err(_) => return Err(json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")),
     };
-    let csrf = csrf_token(state, req).unwrap_or_default();
+    let csrf = csrf_token(state, req, SECURITY.csrf_label).unwrap_or_default();
     let sent = form.get("csrf").ok().flatten().unwrap_or("");
     if csrf.is_empty() || !keys::constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
         return Err(json_refusal(StatusCode::FORBIDDEN, "csrf"));

@@ -10,7 +10,8 @@ use crate::domain::credential::{WebauthnCredential, WebauthnKind};
 use crate::http::error::page_failure;
 use crate::http::login::see_other;
 use crate::http::passkey::{
-    credential_field, json, json_refusal, new_ceremony_id, problem, relying_party, take_ceremony,
+    credential_field, json_refusal, known_answer, problem, relying_party, save_ceremony,
+    start_answer, take_ceremony,
 };
 use crate::protocol::OAuthError;
 use crate::state::AppState;
@@ -121,28 +122,16 @@ pub async fn webauthn_start(
                 (v, CeremonyState::RegisterSecurityKey(st))
             }
         };
-        let id = new_ceremony_id()?;
-        Ceremony {
+        let ceremony = Ceremony {
             v: 1,
             binding: format!("sid:{}", ctx.session.sid),
             subject_id: Some(ctx.session.subject_id.clone()),
             name: Some(name),
             state: st,
-        }
-        .save(state.eph.as_ref(), &id)
-        .await?;
-        Ok::<_, OAuthError>(serde_json::json!({ "ceremony": id, "options": options }))
+        };
+        save_ceremony(&state, ceremony, options).await
     };
-    match run.await {
-        Ok(v) => json(StatusCode::OK, v),
-        Err(e) => {
-            tracing::error!(
-                detail = e.detail.as_deref().unwrap_or(""),
-                "webauthn enrolment start failed"
-            );
-            json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-    }
+    start_answer(run.await.map(Ok), "webauthn enrolment start failed")
 }
 
 /// Verifies a registration and builds the credential to store.
@@ -152,14 +141,8 @@ pub(super) async fn verify_registration(
     sub: &str,
     json: &str,
 ) -> Result<Result<WebauthnCredential, Refusal>, OAuthError> {
-    if c.subject_id.as_deref() != Some(sub) {
-        return Ok(Err(Refusal::OtherBrowser));
-    }
-    let Some(rp) = relying_party(state) else {
-        return Ok(Err(Refusal::Invalid));
-    };
-    let reg: RegisterPublicKeyCredential = match wa::parse_response(json) {
-        Ok(r) => r,
+    let (rp, reg): (_, RegisterPublicKeyCredential) = match known_answer(state, &c, sub, json) {
+        Ok(v) => v,
         Err(r) => return Ok(Err(r)),
     };
     let (kind, cred_id, data) = match c.state {

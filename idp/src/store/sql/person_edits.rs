@@ -7,7 +7,9 @@ use chrono::Utc;
 use diesel::prelude::*;
 
 use super::models::{login_index, seal_profile, NewSubject, SubjectRow};
-use super::person::{append_history, audit, change, ensure_person};
+use super::person::{
+    append_history, audit, change, ensure_person, record_account_change, write_status,
+};
 use super::schema::{contact_index, persons, subjects};
 use super::signin::{confirmed_contacts, contact_key, index_contacts_on};
 use super::{to_db_time, DbConnection, SqlStore};
@@ -236,21 +238,9 @@ impl PersonEditStore for SqlStore {
                 .execute(c)?;
             save_subject(c, vault, &s, now)?;
             index_contacts_on(c, vault, subject_id, &confirmed_contacts(&s))?;
-            append_history(
-                c,
-                vault,
-                subject_id,
-                &change(
-                    now,
-                    "status",
-                    "changed",
-                    None,
-                    Some(serde_json::json!(
-                        AccountStatus::PendingConfirmation.as_str()
-                    )),
-                    Some(serde_json::json!({"status": "active", "by": "activation"})),
-                ),
-            )?;
+            let before = serde_json::json!(AccountStatus::PendingConfirmation.as_str());
+            let after = serde_json::json!({"status": "active", "by": "activation"});
+            record_account_change(c, vault, subject_id, now, "status", before, after)?;
             audit(c, event)?;
             Ok(true)
         })
@@ -265,23 +255,8 @@ fn set_status_on(
     status: AccountStatus,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    diesel::update(persons::table.find(subject_id))
-        .set((
-            persons::status.eq(status.as_str()),
-            persons::updated_at.eq(to_db_time(now)),
-        ))
-        .execute(c)?;
-    append_history(
-        c,
-        vault,
-        subject_id,
-        &change(
-            now,
-            "status",
-            "changed",
-            None,
-            Some(serde_json::json!(AccountStatus::Active.as_str())),
-            Some(serde_json::json!({"status": status.as_str(), "by": "operator"})),
-        ),
-    )
+    write_status(c, subject_id, status, now)?;
+    let before = serde_json::json!(AccountStatus::Active.as_str());
+    let after = serde_json::json!({"status": status.as_str(), "by": "operator"});
+    record_account_change(c, vault, subject_id, now, "status", before, after)
 }

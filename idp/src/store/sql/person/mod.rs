@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::models::{login_index, SubjectRow};
-use super::schema::{audit_events, subjects};
+use super::schema::{audit_events, persons, subjects};
 use super::{DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::person::{
@@ -30,6 +30,7 @@ use crate::store::{StoreError, StoreResult};
 
 pub(super) use history::{append_history, change};
 pub(super) use record::{ensure_person, subject_by_identifier_index};
+pub(super) use status::{record_account_change, write_status};
 
 /// Records `e` on the connection (inside the caller's transaction).
 pub(super) fn audit(c: &mut DbConnection, e: &AuditEvent) -> StoreResult<()> {
@@ -75,6 +76,33 @@ impl PersonStore for SqlStore {
         }
         let vault = self.vault()?;
         record::person_on(&mut *self.conn()?, vault, subject_id)
+    }
+
+    fn find_person_standing(&self, subject_id: &str) -> StoreResult<Option<Person>> {
+        if subject_id.contains('\0') {
+            return Ok(None);
+        }
+        let mut conn = self.conn()?;
+        let row: Option<(String, String, chrono::NaiveDateTime)> = persons::table
+            .find(subject_id)
+            .select((persons::account_level, persons::status, persons::updated_at))
+            .get_result(&mut *conn)
+            .optional()?;
+        let Some((level, status, updated)) = row else {
+            // No person row yet: the defaults of a new person, if the subject exists.
+            let created: Option<chrono::NaiveDateTime> = subjects::table
+                .find(subject_id)
+                .select(subjects::updated_at)
+                .get_result(&mut *conn)
+                .optional()?;
+            return Ok(created.map(|t| Person::new(subject_id, super::from_db_time(t))));
+        };
+        let mut p = Person::new(subject_id, super::from_db_time(updated));
+        p.level = AccountLevel::parse(&level)
+            .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: level")))?;
+        p.status = AccountStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: status")))?;
+        Ok(Some(p))
     }
 
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>> {

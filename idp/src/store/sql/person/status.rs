@@ -24,12 +24,7 @@ pub(super) fn set_status_on(
     if row.status == status.as_str() {
         return Ok(false);
     }
-    diesel::update(persons::table.find(subject_id))
-        .set((
-            persons::status.eq(status.as_str()),
-            persons::updated_at.eq(to_db_time(now)),
-        ))
-        .execute(c)?;
+    write_status(c, subject_id, status, now)?;
     if status == AccountStatus::Blocked {
         let at = to_db_time(now);
         diesel::update(
@@ -47,20 +42,46 @@ pub(super) fn set_status_on(
         .set(refresh_tokens::revoked_at.eq(Some(at)))
         .execute(c)?;
     }
+    let (before, after) = (
+        serde_json::json!(row.status),
+        serde_json::json!(status.as_str()),
+    );
+    record_account_change(c, vault, subject_id, now, "status", before, after)?;
+    Ok(true)
+}
+
+/// Writes the status column of a person row.
+pub(in crate::store::sql) fn write_status(
+    c: &mut DbConnection,
+    subject_id: &str,
+    status: AccountStatus,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    diesel::update(persons::table.find(subject_id))
+        .set((
+            persons::status.eq(status.as_str()),
+            persons::updated_at.eq(to_db_time(now)),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Records in the history that the account's `field` (`status`, `level`) changed.
+pub(in crate::store::sql) fn record_account_change(
+    c: &mut DbConnection,
+    vault: &Vault,
+    subject_id: &str,
+    now: DateTime<Utc>,
+    field: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+) -> StoreResult<()> {
     append_history(
         c,
         vault,
         subject_id,
-        &change(
-            now,
-            "status",
-            "changed",
-            None,
-            Some(serde_json::json!(row.status)),
-            Some(serde_json::json!(status.as_str())),
-        ),
-    )?;
-    Ok(true)
+        &change(now, field, "changed", None, Some(before), Some(after)),
+    )
 }
 
 /// Sets the level, recording who confirmed the identity if given.
@@ -83,19 +104,9 @@ pub(super) fn set_level_on(
             persons::updated_at.eq(to_db_time(now)),
         ))
         .execute(c)?;
-    append_history(
-        c,
-        vault,
-        subject_id,
-        &change(
-            now,
-            "level",
-            "changed",
-            None,
-            Some(serde_json::json!(row.account_level)),
-            Some(serde_json::json!({"level": level.as_str(), "confirmation": confirmation})),
-        ),
-    )
+    let before = serde_json::json!(row.account_level);
+    let after = serde_json::json!({"level": level.as_str(), "confirmation": confirmation});
+    record_account_change(c, vault, subject_id, now, "level", before, after)
 }
 
 pub(super) fn client_min_level_on(
