@@ -3,11 +3,10 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use consent_ui::{ErrorKind, Lang, LoggedOutPage};
+use consent_ui::{ErrorKind, Lang};
 
-use super::authorize::{current_session, proceed, redirect_error};
-use super::cookies;
-use super::error::{bearer_error, html, json_error, lang_of, page, page_failure};
+use super::authorize::{proceed, redirect_error};
+use super::error::{bearer_error, json_error, lang_of, page, page_failure};
 use crate::audit::AuditEvent;
 use crate::esia::authorize::{self as ac, AcError};
 use crate::esia::errors::{code_of, EsiaCode};
@@ -16,7 +15,7 @@ use crate::esia::{param, token as te, Flavor};
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::{AuditStore, ClientStore, SessionStore};
+use crate::store::{AuditStore, ClientStore};
 
 fn disabled(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     (!state.cfg.esia.enabled).then(|| {
@@ -264,50 +263,7 @@ pub async fn logout(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             Some(url)
         }
     };
-    end_session(&state, &req, lang, &client_id, target).await
-}
-
-async fn end_session(
-    state: &AppState,
-    req: &HttpRequest,
-    lang: Lang,
-    client_id: &str,
-    target: Option<String>,
-) -> HttpResponse {
-    let now = state.now();
-    let session = match current_session(state, req).await {
-        Ok(s) => s,
-        Err(e) => return page_failure(lang, &e),
-    };
-    if let Some(s) = session {
-        let event = AuditEvent {
-            at: now,
-            kind: "logout".into(),
-            subject_id: Some(s.subject_id.clone()),
-            client_id: Some(client_id.to_string()),
-            ip: super::client_ip(state, req),
-            detail: serde_json::json!({ "sid": s.sid, "dialect": "esia" }),
-        };
-        let res = state
-            .store
-            .call(move |st| {
-                st.end_session(&s.sid, now)?;
-                st.append_audit(&event)
-            })
-            .await;
-        if let Err(e) = res {
-            return page_failure(lang, &e.into());
-        }
-    }
-    let mut resp = match target {
-        Some(t) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, t))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .finish(),
-        None => html(StatusCode::OK, LoggedOutPage { lang }.render()),
-    };
-    let _ = resp.add_cookie(&cookies::removal(state, cookies::session_name(state)));
-    resp
+    super::logout::end_and(&state, &req, lang, target, Some(&client_id)).await
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {

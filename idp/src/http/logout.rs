@@ -63,7 +63,7 @@ async fn logout(state: &AppState, req: &HttpRequest, params: Params) -> HttpResp
         {
             return page(StatusCode::FORBIDDEN, lang, ErrorKind::LogoutFailed, None);
         }
-        return end_and(state, req, lang, None).await;
+        return end_and(state, req, lang, None, None).await;
     }
     let hint = match get("id_token_hint") {
         None => None,
@@ -110,7 +110,7 @@ async fn logout(state: &AppState, req: &HttpRequest, params: Params) -> HttpResp
             Some(u.to_string())
         }
     };
-    end_and(state, req, lang, target).await
+    end_and(state, req, lang, target, None).await
 }
 
 fn confirm_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse {
@@ -137,11 +137,14 @@ fn confirm_page(state: &AppState, req: &HttpRequest, lang: Lang) -> HttpResponse
 }
 
 /// Ends the browser's session, clears the cookie, then redirects or shows "signed out".
-async fn end_and(
+/// `esia_client`: the client of an ESIA-dialect logout (`/idp/ext/Logout`), for the audit
+/// event.
+pub(super) async fn end_and(
     state: &AppState,
     req: &HttpRequest,
     lang: Lang,
     target: Option<String>,
+    esia_client: Option<&str>,
 ) -> HttpResponse {
     let now = state.now();
     let session = match current_session(state, req).await {
@@ -153,9 +156,12 @@ async fn end_and(
             at: now,
             kind: "logout".into(),
             subject_id: Some(s.subject_id.clone()),
-            client_id: None,
+            client_id: esia_client.map(str::to_string),
             ip: super::client_ip(state, req),
-            detail: serde_json::json!({ "sid": s.sid }),
+            detail: match esia_client {
+                Some(_) => serde_json::json!({ "sid": s.sid, "dialect": "esia" }),
+                None => serde_json::json!({ "sid": s.sid }),
+            },
         };
         let res = state
             .store

@@ -532,24 +532,44 @@ pub async fn second_start(
     let Some(pending) = tx.pending.clone().filter(|p| !p.needs_passkey()) else {
         return json_refusal(StatusCode::BAD_REQUEST, "expired");
     };
-    let Some(rp) = relying_party(&state) else {
+    start_for_pending(
+        &state,
+        &tx,
+        &pending.subject_id,
+        WebauthnKind::SecurityKey,
+        "no_security_key",
+    )
+    .await
+}
+
+/// Starts a key check for the pending sign-in of `tx`: an assertion over the person's keys of
+/// `kind` (`none` when they have none), its ceremony bound to the transaction. The security
+/// key as a second factor and the passkey step-up (acr 3) both start here.
+pub(super) async fn start_for_pending(
+    state: &AppState,
+    tx: &LoginTx,
+    subject_id: &str,
+    kind: WebauthnKind,
+    none: &'static str,
+) -> HttpResponse {
+    let Some(rp) = relying_party(state) else {
         return json_refusal(StatusCode::NOT_FOUND, "unavailable");
     };
     let run = async {
-        let stored = security_keys_of(&state, &pending.subject_id).await?;
-        let Some((options, st)) = start_assertion(&rp, &stored, WebauthnKind::SecurityKey)? else {
-            return Ok(Err("no_security_key"));
+        let stored = keys_of(state, subject_id, kind).await?;
+        let Some((options, st)) = start_assertion(&rp, &stored, kind)? else {
+            return Ok(Err(none));
         };
         let ceremony = Ceremony {
             v: 1,
             binding: format!("tx:{}", tx.id),
-            subject_id: Some(pending.subject_id.clone()),
+            subject_id: Some(subject_id.to_string()),
             name: None,
             state: st,
         };
-        save_ceremony(&state, ceremony, options).await.map(Ok)
+        save_ceremony(state, ceremony, options).await.map(Ok)
     };
-    start_answer(run.await, "security key start failed")
+    start_answer(run.await, "key check start failed")
 }
 
 /// Verifies a security-key assertion of `subject_id` against a second-factor ceremony (the

@@ -15,12 +15,12 @@ use super::authorize::redirect_error;
 use super::error::{html, lang_of, page_failure};
 use super::login::{audit, client_name, expired, load_tx, signed_in, tx_form, tx_lang, tx_param};
 use super::passkey::{
-    count_attempt, credential_field, json_refusal, passkeys_of, problem, relying_party,
-    save_ceremony, start_answer, start_assertion, take_ceremony, verify_own_passkey, KeyFailure,
+    count_attempt, credential_field, json_refusal, problem, start_for_pending, take_ceremony,
+    verify_own_passkey, KeyFailure,
 };
 use crate::authn::login::{self, Pending};
 use crate::authn::transaction::LoginTx;
-use crate::authn::webauthn::{self as wa, Ceremony};
+use crate::authn::webauthn as wa;
 use crate::domain::credential::WebauthnKind;
 use crate::state::AppState;
 
@@ -83,24 +83,14 @@ pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
     let Some(pending) = waiting(&tx) else {
         return json_refusal(StatusCode::BAD_REQUEST, "expired");
     };
-    let Some(rp) = relying_party(&state) else {
-        return json_refusal(StatusCode::NOT_FOUND, "unavailable");
-    };
-    let run = async {
-        let stored = passkeys_of(&state, &pending.subject_id).await?;
-        let Some((options, st)) = start_assertion(&rp, &stored, WebauthnKind::Passkey)? else {
-            return Ok(Err("no_passkey"));
-        };
-        let ceremony = Ceremony {
-            v: 1,
-            binding: binding(&tx),
-            subject_id: Some(pending.subject_id.clone()),
-            name: None,
-            state: st,
-        };
-        save_ceremony(&state, ceremony, options).await.map(Ok)
-    };
-    start_answer(run.await, "passkey step-up start failed")
+    start_for_pending(
+        &state,
+        &tx,
+        &pending.subject_id,
+        WebauthnKind::Passkey,
+        "no_passkey",
+    )
+    .await
 }
 
 /// `POST /login/passkey-step-up/finish`: the assertion; a right one completes the sign-in
