@@ -18,7 +18,8 @@
 #   WARM       2s                   warm-up per scenario
 #   STARTS     3                    start-ups measured per backend (median reported)
 #   OUT        target/bench/<stamp> results (JSON per run, summary.md)
-#   PG_URL     postgres://postgres@127.0.0.1:5432/postgres   admin URL (a database is created)
+#   PG_URL     postgres://postgres@127.0.0.1:5432/postgres   admin URL (a database is created;
+#              its parameters, e.g. ?sslmode=disable, are kept for the server's connections)
 #   REDIS_URL  redis://127.0.0.1:6379
 #   IDP_BIN, LOADGEN_BIN            use these binaries instead of building
 #   LOADGEN_ARGS                    extra loadgen flags, e.g. "--rate 2000" (open loop)
@@ -178,7 +179,10 @@ for backend in $BACKENDS; do
         postgres)
             PG_DB=propusk_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
             psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
-            export IDP_DATABASE_URL="${PG_URL%/*}/$PG_DB"
+            # Keep the admin URL's parameters (e.g. ?sslmode=disable) for the server's URL.
+            pg_base=${PG_URL%%\?*}
+            pg_query=${PG_URL#"$pg_base"}
+            export IDP_DATABASE_URL="${pg_base%/*}/$PG_DB$pg_query"
             REDIS_PREFIX="$PG_DB:"
             export IDP_REDIS_URL=$REDIS_URL IDP_REDIS_PREFIX=$REDIS_PREFIX
             ;;

@@ -1,16 +1,25 @@
 //! Password hashing with argon2id on a few dedicated threads; equal time for unknown users.
 //!
 //! Each worker thread owns its argon2 memory (19 MiB at the OWASP parameters), allocated
-//! once and reused: a sign-in allocates nothing, the resident size stays at
+//! at its first check and reused: a sign-in allocates nothing, the resident size stays at
 //! `max_concurrent` buffers instead of growing with every thread that ever hashed (glibc keeps
 //! freed buffers in per-thread arenas), and password work can never occupy more than
 //! `max_concurrent` cores, so it cannot starve token calls.
+//!
+//! When no check has arrived for `release_idle_secs`, the buffers of the workers that are
+//! not hashing are wiped and given back to the system, so a node that is done with a burst
+//! of sign-ins returns to its idle size. Each buffer is reserved larger than glibc's
+//! largest dynamic mmap threshold (32 MiB), so it is always a mapping of its own and
+//! freeing it unmaps it (a smaller one would be kept in an arena); only the part argon2
+//! uses is ever touched.
 
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::config::PasswordConfig;
@@ -23,23 +32,53 @@ pub enum PasswordError {
     Worker,
 }
 
-/// One check for a worker; the password is wiped when the job is dropped.
+/// One check for a worker; the password is wiped when the job is dropped, and the queue
+/// place is given back with it.
 struct Job {
     phc: String,
     password: Zeroizing<String>,
     reply: oneshot::Sender<bool>,
+    _place: OwnedSemaphorePermit,
 }
+
+/// Blocks reserved per buffer: more than glibc's 32 MiB ceiling for serving an allocation
+/// from an arena, so every buffer is its own mapping (see the module comment).
+const RESERVE_BLOCKS: usize = 32 * 1024 + 1;
+
+/// The workers' argon2 memory, one buffer per worker, each locked while it hashes.
+type Buffers = Arc<Vec<Mutex<Vec<Block>>>>;
 
 pub struct PasswordHasher {
     params: Params,
     /// A hash of a random password, verified against when the account does not exist.
     dummy: String,
-    jobs: mpsc::Sender<Job>,
+    jobs: std_mpsc::Sender<Job>,
+    /// Places in the queue: a sign-in beyond them waits here, not in a worker's memory.
+    queue: Arc<Semaphore>,
+    buffers: Buffers,
 }
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHasher")
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every state of these locks is complete between statements: a panic elsewhere
+    // leaves nothing half-done.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Gives back the memory of every worker that is not hashing (its buffer was wiped after
+/// its last check).
+fn release_idle(buffers: &[Mutex<Vec<Block>>]) {
+    for buffer in buffers {
+        if let Ok(mut memory) = buffer.try_lock() {
+            if memory.capacity() > 0 {
+                *memory = Vec::new();
+            }
+        }
     }
 }
 
@@ -72,6 +111,9 @@ fn verify_with(memory: &mut Vec<Block>, phc: &str, password: &[u8]) -> bool {
         return false;
     };
     let need = params.block_count();
+    if memory.capacity() == 0 {
+        memory.reserve_exact(need.max(RESERVE_BLOCKS));
+    }
     if memory.len() < need {
         memory.resize(need, Block::default());
     }
@@ -95,44 +137,33 @@ impl PasswordHasher {
         let random = keys::random_token(16).map_err(|e| PasswordError::Hash(e.to_string()))?;
         let dummy = hash_with(&params, &random)?;
         let workers = cfg.max_concurrent.unwrap_or(cores).max(1);
-        // A short queue: waiting sign-ins wait here, not in memory-hungry threads.
-        let (tx, rx) = mpsc::channel::<Job>(workers * 64);
+        let idle = (cfg.release_idle_secs > 0).then(|| Duration::from_secs(cfg.release_idle_secs));
+        let (tx, rx) = std_mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let buffers: Buffers = Arc::new((0..workers).map(|_| Mutex::new(Vec::new())).collect());
         for i in 0..workers {
-            let rx = rx.clone();
+            let (rx, buffers) = (rx.clone(), buffers.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || {
-                    // Allocated at the first check, so an idle node stays small.
-                    let mut memory: Vec<Block> = Vec::new();
-                    loop {
-                        // One worker waits on the queue at a time; the others on the lock.
-                        let job = match rx.lock() {
-                            Ok(mut r) => r.blocking_recv(),
-                            Err(_) => None,
-                        };
-                        let Some(Job {
-                            phc,
-                            password,
-                            reply,
-                        }) = job
-                        else {
-                            break;
-                        };
-                        let ok = verify_with(&mut memory, &phc, password.as_bytes());
-                        drop(password);
-                        // Wipe this password's state before the next job.
-                        memory.iter_mut().for_each(|b| *b = Block::default());
-                        let _ = reply.send(ok);
-                    }
-                })
+                .spawn(move || work(&rx, &buffers, i, idle))
                 .map_err(|_| PasswordError::Worker)?;
         }
         Ok(Self {
             params,
             dummy,
             jobs: tx,
+            // A short queue: waiting sign-ins wait here, not in memory-hungry threads.
+            queue: Arc::new(Semaphore::new(workers * 64)),
+            buffers,
         })
+    }
+
+    /// Workers holding argon2 memory now (for tests and metrics).
+    pub fn resident_buffers(&self) -> usize {
+        self.buffers
+            .iter()
+            .filter(|b| lock(b).capacity() > 0)
+            .count()
     }
 
     /// Hashes synchronously (CLI use).
@@ -150,16 +181,69 @@ impl PasswordHasher {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy.clone());
         let (reply, answer) = oneshot::channel();
+        let place = self
+            .queue
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| PasswordError::Worker)?;
         self.jobs
             .send(Job {
                 phc,
                 password: Zeroizing::new(password),
                 reply,
+                _place: place,
             })
-            .await
             .map_err(|_| PasswordError::Worker)?;
         let ok = answer.await.map_err(|_| PasswordError::Worker)?;
         Ok(ok && known)
+    }
+}
+
+/// A worker: takes checks from the shared queue until the hasher is dropped. The one
+/// waiting on the queue gives back idle memory when nothing has come for `idle`.
+fn work(
+    rx: &Mutex<std_mpsc::Receiver<Job>>,
+    buffers: &[Mutex<Vec<Block>>],
+    own: usize,
+    idle: Option<Duration>,
+) {
+    loop {
+        let job = {
+            // One worker waits on the queue at a time; the others on the lock.
+            let rx = lock(rx);
+            loop {
+                let next = match idle {
+                    Some(idle) => rx.recv_timeout(idle),
+                    None => rx
+                        .recv()
+                        .map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
+                };
+                match next {
+                    Ok(job) => break Some(job),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => release_idle(buffers),
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => break None,
+                }
+            }
+        };
+        let Some(Job {
+            phc,
+            password,
+            reply,
+            _place,
+        }) = job
+        else {
+            return;
+        };
+        let ok = {
+            let mut memory = lock(&buffers[own]);
+            let ok = verify_with(&mut memory, &phc, password.as_bytes());
+            // Wipe this password's state before the next job or the release.
+            memory.iter_mut().for_each(|b| *b = Block::default());
+            ok
+        };
+        drop((password, _place));
+        let _ = reply.send(ok);
     }
 }
 
@@ -222,6 +306,53 @@ mod tests {
                 "{junk:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn idle_memory_is_wiped_given_back_and_taken_again() {
+        let cfg = PasswordConfig {
+            release_idle_secs: 1,
+            ..fast()
+        };
+        let h = PasswordHasher::new(&cfg).unwrap();
+        let phc = h.hash_blocking("Correct-Horse-7!").unwrap();
+        assert_eq!(
+            h.resident_buffers(),
+            0,
+            "nothing is allocated before a check"
+        );
+        assert!(h
+            .verify(Some(phc.clone()), "Correct-Horse-7!".into())
+            .await
+            .unwrap());
+        assert_eq!(h.resident_buffers(), 1);
+        for buffer in h.buffers.iter() {
+            let memory = lock(buffer);
+            assert!(
+                memory.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)),
+                "a finished check leaves no argon2 state behind"
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while h.resident_buffers() > 0 {
+            assert!(std::time::Instant::now() < deadline, "idle memory kept");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(h
+            .verify(Some(phc.clone()), "Correct-Horse-7!".into())
+            .await
+            .unwrap());
+        assert!(!h.verify(Some(phc), "wrong".into()).await.unwrap());
+        assert!(h.resident_buffers() >= 1);
+        // 0 keeps the memory.
+        let keep = PasswordHasher::new(&PasswordConfig {
+            release_idle_secs: 0,
+            ..fast()
+        })
+        .unwrap();
+        assert!(!keep.verify(None, "x".into()).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(keep.resident_buffers(), 1);
     }
 
     #[tokio::test]

@@ -110,6 +110,9 @@ pub struct PasswordConfig {
     /// Password hashes computed at once; more wait, so sign-ins cannot starve token calls.
     /// Defaults to the number of cores.
     pub max_concurrent: Option<usize>,
+    /// Seconds without any password check after which the workers' argon2 memory
+    /// (`memory_kib` each) is given back to the system; 0 keeps it for the node's life.
+    pub release_idle_secs: u64,
 }
 
 impl Default for Config {
@@ -172,6 +175,7 @@ impl Default for PasswordConfig {
             iterations: 2,
             parallelism: 1,
             max_concurrent: None,
+            release_idle_secs: 5,
         }
     }
 }

@@ -127,6 +127,18 @@ impl Ephemeral for MemoryEphemeral {
         Ok(self.lock().live(key, now).map(|e| e.value.clone()))
     }
 
+    async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        Ok(match self.lock().live(key, now) {
+            Some(e) => {
+                e.expires_at = expires_at;
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -252,6 +264,24 @@ mod tests {
                 Some(&b"\x00two\xff"[..])
             );
             assert_eq!(e.get("other").await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn touch_extends_only_a_live_key() {
+        for b in backends().await {
+            let e = &b.eph;
+            let ttl = b.short_ttl();
+            assert!(!e.touch("t", MINUTE).await.unwrap(), "{e:?}: absent");
+            assert_eq!(e.get("t").await.unwrap(), None, "touch stores nothing");
+            e.put("t", b"1", ttl).await.unwrap();
+            assert!(e.touch("t", ttl * 4).await.unwrap());
+            // Past the first TTL, within the new one.
+            b.pass(ttl * 2).await;
+            assert_eq!(e.get("t").await.unwrap().as_deref(), Some(&b"1"[..]));
+            b.pass(ttl * 3).await;
+            assert!(!e.touch("t", ttl).await.unwrap(), "expired");
+            assert_eq!(e.get("t").await.unwrap(), None);
         }
     }
 

@@ -24,6 +24,9 @@ pub trait Ephemeral: Send + Sync + std::fmt::Debug {
     /// Stores only if the key is absent; true if stored.
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool>;
     async fn get(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
+    /// Gives a live key a new `ttl` (Redis PEXPIRE); false, and nothing stored, when it
+    /// is absent or expired. One round trip for "is it there, and keep it".
+    async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool>;
     /// Atomically reads and deletes (Redis GETDEL): at most one caller gets the value.
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
     async fn delete(&self, key: &str) -> EphResult<()>;

@@ -103,6 +103,16 @@ impl Ephemeral for RedisEphemeral {
         conn.get(self.key(key)).await.map_err(unavailable)
     }
 
+    async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PEXPIRE")
+            .arg(self.key(key))
+            .arg(ttl_ms(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
         redis::cmd("GETDEL")

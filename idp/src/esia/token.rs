@@ -307,7 +307,7 @@ async fn refresh(
     let rotation = state
         .store
         .call(move |s| {
-            let mut successor = |old: &RefreshToken| {
+            let successor = move |old: &RefreshToken| {
                 // A refresh cannot widen the grant.
                 if asked_owned.iter().any(|a| !old.scopes.contains(a)) {
                     return None;
@@ -321,7 +321,7 @@ async fn refresh(
                     ..old.clone()
                 })
             };
-            s.rotate_refresh(&hash, &cid, now, &mut successor)
+            s.rotate_refresh(&hash, &cid, now, Box::new(successor))
         })
         .await?;
     let old = match rotation {

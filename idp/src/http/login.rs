@@ -576,8 +576,8 @@ pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<boo
     if s.remember {
         return Ok(true);
     }
-    if state.eph.get(&idle_key(&s.sid)).await?.is_some() {
-        touch_idle(state, &s.sid).await?;
+    let ttl = std::time::Duration::from_secs(state.cfg.session.idle_timeout_secs.max(1));
+    if state.eph.touch(&idle_key(&s.sid), ttl).await? {
         return Ok(true);
     }
     let (sid, sub, now) = (s.sid.clone(), s.subject_id.clone(), state.now());

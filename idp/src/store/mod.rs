@@ -118,8 +118,10 @@ pub enum Rotation {
     Invalid,
 }
 
-/// Builds the successor of a spent refresh token, or declines (`None`).
-pub type Successor<'a> = &'a mut dyn FnMut(&RefreshToken) -> Option<RefreshToken>;
+/// Builds the successor of a spent refresh token, or declines (`None`). It may be called
+/// more than once (a rotation committed with others that fails is tried again alone), and
+/// on another thread than the caller's.
+pub type Successor = Box<dyn FnMut(&RefreshToken) -> Option<RefreshToken> + Send>;
 
 pub trait RefreshTokenStore {
     fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()>;
@@ -132,7 +134,7 @@ pub trait RefreshTokenStore {
         token_hash: &str,
         client_id: &str,
         now: DateTime<Utc>,
-        successor: Successor<'_>,
+        successor: Successor,
     ) -> StoreResult<Rotation>;
     fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
     /// Revokes every token of the family. Returns how many were revoked.

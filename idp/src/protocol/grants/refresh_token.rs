@@ -39,7 +39,7 @@ pub async fn exchange(
     let rotation = state
         .store
         .call(move |s| {
-            let mut successor = |old: &RefreshToken| {
+            let successor = move |old: &RefreshToken| {
                 let scopes = narrowed(&old.scopes, requested_scope.as_deref())?;
                 Some(RefreshToken {
                     token_hash: next_hash.clone(),
@@ -51,7 +51,7 @@ pub async fn exchange(
                     ..old.clone()
                 })
             };
-            s.rotate_refresh(&hash, &cid, now, &mut successor)
+            s.rotate_refresh(&hash, &cid, now, Box::new(successor))
         })
         .await?;
     let old = match rotation {

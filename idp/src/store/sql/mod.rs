@@ -39,6 +39,7 @@ mod push_tests;
 mod queries;
 #[cfg(test)]
 mod refresh_tests;
+mod rotation;
 pub mod schema;
 mod signin;
 #[cfg(test)]
@@ -159,6 +160,8 @@ pub struct SqlStore {
     kind: DbKind,
     /// Seals personal data; attached by [`SqlStore::with_vault`] once the data keys are open.
     vault: Option<std::sync::Arc<keys::Vault>>,
+    /// Refresh-token rotations waiting to be committed together (`rotation.rs`).
+    rotations: std::sync::Arc<rotation::RotationQueue>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -219,6 +222,7 @@ impl SqlStore {
             pool,
             kind,
             vault: None,
+            rotations: Default::default(),
         })
     }
 

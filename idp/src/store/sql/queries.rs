@@ -280,16 +280,66 @@ impl RefreshTokenStore for SqlStore {
         Ok(())
     }
 
+    /// Committed together with the rotations that arrive meanwhile (`rotation.rs`).
     fn rotate_refresh(
         &self,
         token_hash: &str,
         client_id: &str,
         now: DateTime<Utc>,
-        successor: Successor<'_>,
+        mut successor: Successor,
     ) -> StoreResult<Rotation> {
         if !storable(token_hash) || !storable(client_id) {
             return Ok(Rotation::Invalid);
         }
+        if super::rotation::batchable(token_hash) {
+            self.rotate_grouped(token_hash, client_id, now, successor)
+        } else {
+            self.rotate_single(token_hash, client_id, now, &mut *successor)
+        }
+    }
+
+    fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        find_refresh_on(&mut *self.conn()?, token_hash)
+    }
+
+    fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
+        .execute(&mut *self.conn()?)?;
+        Ok(n)
+    }
+
+    fn revoke_for_client(
+        &self,
+        subject_id: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<usize> {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::subject_id.eq(subject_id))
+                .filter(refresh_tokens::client_id.eq(client_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
+        .execute(&mut *self.conn()?)?;
+        Ok(n)
+    }
+}
+
+impl SqlStore {
+    /// One rotation in a transaction of its own.
+    pub(super) fn rotate_single(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+        successor: &mut dyn FnMut(&RefreshToken) -> Option<RefreshToken>,
+    ) -> StoreResult<Rotation> {
         let mut conn = self.conn()?;
         let db: &mut DbConnection = &mut conn;
         let at = to_db_time(now);
@@ -345,38 +395,6 @@ impl RefreshTokenStore for SqlStore {
             Err(Abort::With(r)) => Ok(*r),
             Err(Abort::Store(e)) => Err(e),
         }
-    }
-
-    fn find_refresh(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-        find_refresh_on(&mut *self.conn()?, token_hash)
-    }
-
-    fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> StoreResult<usize> {
-        let n = diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::family_id.eq(family_id))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
-        .execute(&mut *self.conn()?)?;
-        Ok(n)
-    }
-
-    fn revoke_for_client(
-        &self,
-        subject_id: &str,
-        client_id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<usize> {
-        let n = diesel::update(
-            refresh_tokens::table
-                .filter(refresh_tokens::subject_id.eq(subject_id))
-                .filter(refresh_tokens::client_id.eq(client_id))
-                .filter(refresh_tokens::revoked_at.is_null()),
-        )
-        .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
-        .execute(&mut *self.conn()?)?;
-        Ok(n)
     }
 }
 

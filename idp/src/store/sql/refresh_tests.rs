@@ -9,7 +9,7 @@ use chrono::Duration;
 use super::tests::{client, each, refresh, subject, t0};
 use super::SqlStore;
 use crate::domain::{Grant, RefreshToken};
-use crate::store::{ClientStore, GrantStore, RefreshTokenStore, Rotation, SubjectStore};
+use crate::store::{ClientStore, GrantStore, RefreshTokenStore, Rotation, SubjectStore, Successor};
 
 /// Client "rp" with a grant from "sub-1", and a live token "h1" of family "fam-1".
 fn seed(s: &SqlStore) {
@@ -30,14 +30,14 @@ fn seed(s: &SqlStore) {
 }
 
 /// A successor named `hash`, or a callback that declines.
-fn next(hash: &'static str) -> impl FnMut(&RefreshToken) -> Option<RefreshToken> {
-    move |old| {
+fn next(hash: &'static str) -> Successor {
+    Box::new(move |old| {
         Some(RefreshToken {
             token_hash: hash.into(),
             used_at: None,
             ..old.clone()
         })
-    }
+    })
 }
 
 fn unused(s: &SqlStore, hash: &str) -> bool {
@@ -51,7 +51,7 @@ fn rotates_once_then_reports_reuse() {
         let now = t0() + Duration::hours(1);
         let old = s.find_refresh("h1").unwrap().unwrap();
         assert_eq!(
-            s.rotate_refresh("h1", "rp", now, &mut next("h2")).unwrap(),
+            s.rotate_refresh("h1", "rp", now, next("h2")).unwrap(),
             Rotation::Rotated(RefreshToken {
                 used_at: Some(now),
                 ..old.clone()
@@ -63,8 +63,7 @@ fn rotates_once_then_reports_reuse() {
 
         let later = now + Duration::minutes(1);
         assert_eq!(
-            s.rotate_refresh("h1", "rp", later, &mut next("h3"))
-                .unwrap(),
+            s.rotate_refresh("h1", "rp", later, next("h3")).unwrap(),
             Rotation::AlreadyUsed(RefreshToken {
                 used_at: Some(now),
                 ..old
@@ -76,12 +75,11 @@ fn rotates_once_then_reports_reuse() {
             "no successor of a reuse"
         );
         assert_eq!(
-            s.rotate_refresh("unknown", "rp", now, &mut next("h4"))
-                .unwrap(),
+            s.rotate_refresh("unknown", "rp", now, next("h4")).unwrap(),
             Rotation::Invalid
         );
         assert_eq!(
-            s.rotate_refresh("h\0", "rp", now, &mut next("h4")).unwrap(),
+            s.rotate_refresh("h\0", "rp", now, next("h4")).unwrap(),
             Rotation::Invalid
         );
     });
@@ -93,15 +91,14 @@ fn anything_but_a_rotation_changes_nothing() {
         seed(s);
         let now = t0() + Duration::hours(1);
         assert_eq!(
-            s.rotate_refresh("h1", "other", now, &mut next("h2"))
-                .unwrap(),
+            s.rotate_refresh("h1", "other", now, next("h2")).unwrap(),
             Rotation::OtherClient
         );
         assert!(unused(s, "h1"), "another client cannot burn the token");
 
-        let mut decline = |_: &RefreshToken| None;
+        let decline: Successor = Box::new(|_: &RefreshToken| None);
         assert_eq!(
-            s.rotate_refresh("h1", "rp", now, &mut decline).unwrap(),
+            s.rotate_refresh("h1", "rp", now, decline).unwrap(),
             Rotation::Declined
         );
         assert!(
@@ -113,8 +110,7 @@ fn anything_but_a_rotation_changes_nothing() {
         s.insert_refresh(&refresh("x1", "fam-x", "other", "sub-1"))
             .unwrap();
         assert_eq!(
-            s.rotate_refresh("x1", "other", now, &mut next("x2"))
-                .unwrap(),
+            s.rotate_refresh("x1", "other", now, next("x2")).unwrap(),
             Rotation::Withdrawn
         );
         assert!(unused(s, "x1"));
@@ -129,7 +125,7 @@ fn expired_or_revoked_is_invalid() {
         seed(s);
         let t = s.find_refresh("h1").unwrap().unwrap();
         assert_eq!(
-            s.rotate_refresh("h1", "rp", t.expires_at, &mut next("h2"))
+            s.rotate_refresh("h1", "rp", t.expires_at, next("h2"))
                 .unwrap(),
             Rotation::Invalid
         );
@@ -139,7 +135,7 @@ fn expired_or_revoked_is_invalid() {
             .unwrap();
         assert_eq!(s.revoke_family("fam-r", t0()).unwrap(), 1);
         assert_eq!(
-            s.rotate_refresh("r1", "rp", t0(), &mut next("r2")).unwrap(),
+            s.rotate_refresh("r1", "rp", t0(), next("r2")).unwrap(),
             Rotation::Invalid
         );
         assert_eq!(s.find_refresh("h2").unwrap(), None);
@@ -161,7 +157,7 @@ fn concurrent_rotations_have_one_winner() {
                     let barrier = &barrier;
                     scope.spawn(move || {
                         barrier.wait();
-                        s.rotate_refresh("h1", "rp", now, &mut next(name)).unwrap()
+                        s.rotate_refresh("h1", "rp", now, next(name)).unwrap()
                     })
                 })
                 .collect();
@@ -181,5 +177,120 @@ fn concurrent_rotations_have_one_winner() {
             .filter(|n| s.find_refresh(n).unwrap().is_some())
             .count();
         assert_eq!(successors, 1, "exactly one successor stored");
+    });
+}
+
+#[test]
+fn a_batch_answers_each_rotation_as_if_it_came_alone() {
+    each(|s| {
+        seed(s);
+        for (hash, family, client) in [
+            ("x1", "fam-x", "other"), // no grant of sub-1 to "other": withdrawn
+            ("d1", "fam-d", "rp"),
+            ("o1", "fam-o", "rp"),
+            ("g1", "fam-g", "rp"),
+        ] {
+            s.insert_refresh(&refresh(hash, family, client, "sub-1"))
+                .unwrap();
+        }
+        let now = t0() + Duration::hours(1);
+        let decline: Successor = Box::new(|_: &RefreshToken| None);
+        let answers = s.rotate_as_batch(vec![
+            ("o1", "other", now, next("o2")),
+            ("h1", "rp", now, next("h2")),
+            ("h1", "rp", now, next("h3")),
+            ("x1", "other", now, next("x2")),
+            ("d1", "rp", now, decline),
+            ("g1", "rp", now, next("g2")),
+            ("unknown", "rp", now, next("u2")),
+            ("o1", "rp", now, next("o3")),
+        ]);
+        let answers: Vec<Rotation> = answers.into_iter().map(Result::unwrap).collect();
+        let kinds: Vec<&str> = answers
+            .iter()
+            .map(|a| match a {
+                Rotation::Rotated(_) => "rotated",
+                Rotation::AlreadyUsed(_) => "reused",
+                Rotation::OtherClient => "other client",
+                Rotation::Withdrawn => "withdrawn",
+                Rotation::Declined => "declined",
+                Rotation::Invalid => "invalid",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "other client",
+                "rotated",
+                "reused",
+                "withdrawn",
+                "declined",
+                "rotated",
+                "invalid",
+                "rotated"
+            ]
+        );
+        let Rotation::Rotated(spent) = &answers[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (spent.token_hash.as_str(), spent.used_at),
+            ("h1", Some(now))
+        );
+        for stored in ["h2", "g2", "o3"] {
+            assert!(unused(s, stored), "successor {stored} stored");
+        }
+        for absent in ["h3", "x2", "o2", "u2", "d2"] {
+            assert_eq!(s.find_refresh(absent).unwrap(), None, "{absent}");
+        }
+        assert!(unused(s, "x1"), "a withdrawn rotation is undone");
+        assert!(unused(s, "d1"), "a declined rotation is undone");
+        for spent in ["h1", "g1", "o1"] {
+            assert!(!unused(s, spent), "{spent} spent");
+        }
+    });
+}
+
+#[test]
+fn concurrent_rotations_of_different_tokens_all_succeed() {
+    const N: usize = 24;
+    each(|s| {
+        seed(s);
+        let olds: Vec<String> = (0..N).map(|i| format!("c{i}")).collect();
+        for old in &olds {
+            s.insert_refresh(&refresh(old, "fam-c", "rp", "sub-1"))
+                .unwrap();
+        }
+        let barrier = Barrier::new(N);
+        let now = t0() + Duration::seconds(10);
+        let results: Vec<Rotation> = std::thread::scope(|scope| {
+            let handles: Vec<_> = olds
+                .iter()
+                .map(|old| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let new = format!("{old}-next");
+                        let successor: Successor = Box::new(move |t: &RefreshToken| {
+                            Some(RefreshToken {
+                                token_hash: new.clone(),
+                                used_at: None,
+                                ..t.clone()
+                            })
+                        });
+                        s.rotate_refresh(old, "rp", now, successor).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (old, result) in olds.iter().zip(&results) {
+            assert!(
+                matches!(result, Rotation::Rotated(t) if &t.token_hash == old),
+                "{old}: {result:?}"
+            );
+            assert!(!unused(s, old));
+            assert!(unused(s, &format!("{old}-next")));
+        }
     });
 }

@@ -272,3 +272,6 @@ diesel::table! {
         removed_at -> Nullable<Timestamp>,
     }
 }
+
+// For correlated subqueries (`rotation.rs`: grants whose subject exists).
+diesel::allow_tables_to_appear_in_same_query!(grants, subjects);
