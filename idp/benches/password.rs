@@ -14,6 +14,10 @@
 //!   PHC string produced by the server's hasher).
 //! * `argon2id/verify_x{N}` — N checks at once on N threads (N = cores): the machine's
 //!   bound is `N / time`, which includes memory-bandwidth contention between cores.
+//! * `argon2id/verify_reused_memory` and `argon2id/verify_fresh_memory` — one check into a
+//!   buffer kept from the previous one (and wiped after, as a password worker does) against
+//!   one into a newly mapped buffer (what the first check after `release_idle_secs` pays);
+//!   `argon2id/wipe_memory` is the wipe alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +25,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use criterion::{criterion_group, criterion_main, Criterion};
 use idp::authn::password::PasswordHasher;
 use idp::config::PasswordConfig;
@@ -73,6 +77,42 @@ fn bench(c: &mut Criterion) {
                     });
                 }
             })
+        })
+    });
+    let blocks = argon.params().block_count();
+    let (salt, expected) = {
+        let parsed = PasswordHash::new(&phc).unwrap();
+        let mut buf = [0u8; 64];
+        let salt = parsed.salt.unwrap().decode_b64(&mut buf).unwrap().to_vec();
+        (salt, parsed.hash.unwrap().as_bytes().to_vec())
+    };
+    let check = |memory: &mut [Block]| {
+        let mut out = vec![0u8; expected.len()];
+        argon
+            .hash_password_into_with_memory(PASSWORD.as_bytes(), &salt, &mut out, memory)
+            .unwrap();
+        assert_eq!(out, expected);
+    };
+    let mut kept = vec![Block::default(); blocks];
+    g.bench_function("verify_reused_memory", |b| {
+        b.iter(|| {
+            check(&mut kept);
+            kept.iter_mut().for_each(|b| *b = Block::default());
+        })
+    });
+    g.bench_function("wipe_memory", |b| {
+        b.iter(|| {
+            kept.iter_mut().for_each(|b| *b = Block::default());
+            black_box(&mut kept);
+        })
+    });
+    g.bench_function("verify_fresh_memory", |b| {
+        b.iter(|| {
+            // Reserved above glibc's mmap ceiling, as the workers do: a mapping of its own.
+            let mut fresh: Vec<Block> = Vec::with_capacity(blocks.max(32 * 1024 + 1));
+            fresh.resize(blocks, Block::default());
+            check(&mut fresh);
+            fresh.iter_mut().for_each(|b| *b = Block::default());
         })
     });
     g.finish();
