@@ -15,6 +15,7 @@ pub mod registry;
 pub mod startup;
 pub mod state;
 pub mod store;
+mod sync;
 pub mod vault;
 
 /// Logs to stderr; `IDP_LOG` (e.g. `info`, `idp=debug`) sets the filter.

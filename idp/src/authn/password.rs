@@ -14,7 +14,7 @@
 //! uses is ever touched.
 
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::config::PasswordConfig;
+use crate::sync::lock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -62,12 +63,6 @@ impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHasher")
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every state of these locks is complete between statements: a panic elsewhere
-    // leaves nothing half-done.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Gives back the memory of every worker that is not hashing (its buffer was wiped after

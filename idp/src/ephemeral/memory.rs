@@ -74,9 +74,7 @@ impl MemoryEphemeral {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the map half-updated (each operation
-        // is a single map call), so a poisoned lock is still safe to use.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     fn expiry(&self, now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {

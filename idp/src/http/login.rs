@@ -562,10 +562,14 @@ fn idle_key(sid: &str) -> String {
     format!("sso:idle:{}", keys::sha256_b64url(sid.as_bytes()))
 }
 
+/// How long a session without "remember me" stays usable without use.
+fn idle_ttl(state: &AppState) -> std::time::Duration {
+    std::time::Duration::from_secs(state.cfg.session.idle_timeout_secs.max(1))
+}
+
 /// Starts or extends the idle period of a session without "remember me".
 pub(super) async fn touch_idle(state: &AppState, sid: &str) -> Result<(), OAuthError> {
-    let ttl = std::time::Duration::from_secs(state.cfg.session.idle_timeout_secs.max(1));
-    state.eph.put(&idle_key(sid), b"1", ttl).await?;
+    state.eph.put(&idle_key(sid), b"1", idle_ttl(state)).await?;
     Ok(())
 }
 
@@ -576,8 +580,7 @@ pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<boo
     if s.remember {
         return Ok(true);
     }
-    let ttl = std::time::Duration::from_secs(state.cfg.session.idle_timeout_secs.max(1));
-    if state.eph.touch(&idle_key(&s.sid), ttl).await? {
+    if state.eph.touch(&idle_key(&s.sid), idle_ttl(state)).await? {
         return Ok(true);
     }
     let (sid, sub, now) = (s.sid.clone(), s.subject_id.clone(), state.now());

@@ -25,7 +25,7 @@
 //!   its own.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -35,6 +35,7 @@ use super::schema::{grants, refresh_tokens, subjects};
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::domain::RefreshToken;
 use crate::store::{Rotation, StoreError, StoreResult, Successor};
+use crate::sync::lock;
 
 /// Most rotations in one transaction (bounds the statements' parameter lists).
 const MAX_BATCH: usize = 128;
@@ -84,13 +85,23 @@ enum Slot {
     Alone,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding one of these locks leaves no broken invariant the
-    // code below relies on (every state is complete between statements).
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Job {
+    fn new(
+        token_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+        successor: Successor,
+    ) -> Arc<Self> {
+        Arc::new(Job {
+            token_hash: token_hash.to_string(),
+            client_id: client_id.to_string(),
+            now,
+            successor: Mutex::new(successor),
+            slot: Mutex::new(Slot::Waiting),
+            ready: Condvar::new(),
+        })
+    }
+
     fn set(&self, slot: Slot) {
         *lock(&self.slot) = slot;
         self.ready.notify_one();
@@ -122,14 +133,7 @@ impl SqlStore {
         now: DateTime<Utc>,
         successor: Successor,
     ) -> StoreResult<Rotation> {
-        let job = Arc::new(Job {
-            token_hash: token_hash.to_string(),
-            client_id: client_id.to_string(),
-            now,
-            successor: Mutex::new(successor),
-            slot: Mutex::new(Slot::Waiting),
-            ready: Condvar::new(),
-        });
+        let job = Job::new(token_hash, client_id, now, successor);
         let queue = &self.rotations;
         // A free lane: lead at once (the queue is empty then, so the batch is this job).
         let started = {
@@ -343,18 +347,11 @@ impl SqlStore {
         &self,
         requests: Vec<(&str, &str, DateTime<Utc>, Successor)>,
     ) -> Vec<StoreResult<Rotation>> {
-        let job = |(hash, client, now, successor): (&str, &str, DateTime<Utc>, Successor)| {
-            Arc::new(Job {
-                token_hash: hash.to_string(),
-                client_id: client.to_string(),
-                now,
-                successor: Mutex::new(successor),
-                slot: Mutex::new(Slot::Waiting),
-                ready: Condvar::new(),
-            })
-        };
-        let batch: Vec<Arc<Job>> = requests.into_iter().map(job).collect();
-        let nobody = job(("", "", Utc::now(), Box::new(|_| None)));
+        let batch: Vec<Arc<Job>> = requests
+            .into_iter()
+            .map(|(hash, client, now, successor)| Job::new(hash, client, now, successor))
+            .collect();
+        let nobody = Job::new("", "", Utc::now(), Box::new(|_| None));
         assert!(self.commit_batch(&batch, &nobody).is_none());
         batch
             .iter()
