@@ -6,9 +6,10 @@ use consent_ui::{ErrorKind, FormPostPage, Lang};
 
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
+use super::level::{self, Standing};
 use crate::authn::login::{self, Factors, Next};
 use crate::authn::transaction::{AuthContext, LoginTx};
-use crate::domain::{Grant, SsoSession};
+use crate::domain::SsoSession;
 use crate::protocol::authorize::{
     self as az, error_fields, response_fields, response_url, AuthRequest, AuthorizeError,
     PageError, ResponseMode, ResponseTarget,
@@ -16,7 +17,7 @@ use crate::protocol::authorize::{
 use crate::protocol::params::Params;
 use crate::protocol::{code, tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{GrantStore, SessionStore};
+use crate::store::{SessionAtClient, SessionStore};
 
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
@@ -95,13 +96,13 @@ pub(super) async fn proceed(
     lang: Lang,
     request: AuthRequest,
 ) -> HttpResponse {
-    let next = match arrival(state, req, &request).await {
+    let (next, standing) = match arrival(state, req, &request).await {
         Ok(n) => n,
         Err(e) => return page_failure(lang, &e),
     };
     match next {
         Next::Fail(e) => redirect_error(state, &request.target, &e),
-        Next::Finish(auth) => finish(state, lang, &request, &auth).await,
+        Next::Finish(auth) => finish_known(state, lang, &request, &auth, standing).await,
         Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
         Next::SecondFactor(p) | Next::Passkey(p) => {
             start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
@@ -111,29 +112,46 @@ pub(super) async fn proceed(
     }
 }
 
-/// The decision on arrival, with what it needs read from the stores.
+/// The decision on arrival, with what it needs read from the stores, and the standing of
+/// the session's person read with the session (for the gate before a code is issued).
 async fn arrival(
     state: &AppState,
     req: &HttpRequest,
     request: &AuthRequest,
-) -> Result<Next, OAuthError> {
-    let (session, grant) = session_and_grant(state, req, Some(&request.client_id)).await?;
-    // Only a session too weak for the request needs to know its factors.
-    let factors = match &session {
-        Some(s) if !login::strong_enough(request, &s.acr) => Factors {
-            second: super::second_factor::has_second_factor(state, &s.subject_id).await?,
-            passkey: login::needs_passkey(request)
-                && super::passkey::has_passkey(state, &s.subject_id).await?,
-        },
-        _ => Factors::default(),
+) -> Result<(Next, Option<Standing>), OAuthError> {
+    let Some(found) = session_at_client(state, req, &request.client_id).await? else {
+        let next = login::on_arrival(request, None, None, Factors::default(), state.now());
+        return Ok((next, None));
     };
-    Ok(login::on_arrival(
+    let SessionAtClient {
+        session,
+        grant,
+        standing,
+        client_min_level,
+    } = found;
+    // Only a session too weak for the request needs to know its factors.
+    let factors = if login::strong_enough(request, &session.acr) {
+        Factors::default()
+    } else {
+        Factors {
+            second: super::second_factor::has_second_factor(state, &session.subject_id).await?,
+            passkey: login::needs_passkey(request)
+                && super::passkey::has_passkey(state, &session.subject_id).await?,
+        }
+    };
+    let next = login::on_arrival(
         request,
-        session.as_ref(),
+        Some(&session),
         grant.as_ref(),
         factors,
         state.now(),
-    ))
+    );
+    let standing = Standing {
+        subject_id: session.subject_id,
+        person: standing,
+        client_min_level,
+    };
+    Ok((next, Some(standing)))
 }
 
 fn authorize_error(state: &AppState, lang: Lang, e: AuthorizeError) -> HttpResponse {
@@ -161,39 +179,45 @@ pub async fn current_session(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<SsoSession>, OAuthError> {
-    Ok(session_and_grant(state, req, None).await?.0)
-}
-
-/// The browser's live SSO session and, with a `client_id`, its person's grant to that
-/// client, read in one store call (the SSO path: one hop to the database instead of two).
-async fn session_and_grant(
-    state: &AppState,
-    req: &HttpRequest,
-    client_id: Option<&str>,
-) -> Result<(Option<SsoSession>, Option<Grant>), OAuthError> {
-    let Some(value) = cookies::read(req, &cookies::session_name(state)) else {
-        return Ok((None, None));
+    let Some(hash) = session_hash(state, req) else {
+        return Ok(None);
     };
-    let hash = keys::sha256_b64url(value.as_bytes());
-    let (now, cid) = (state.now(), client_id.map(str::to_string));
+    let now = state.now();
     let found = state
         .store
-        .call(move |s| {
-            let Some(session) = s.find_live_session(&hash, now)? else {
-                return Ok(None);
-            };
-            let grant = match &cid {
-                Some(c) => s.find_grant(&session.subject_id, c)?,
-                None => None,
-            };
-            Ok(Some((session, grant)))
-        })
+        .call(move |s| s.find_live_session(&hash, now))
         .await?;
-    // Without "remember me" a session also ends after idle time (http/login.rs).
     match found {
-        Some((s, g)) if super::login::still_active(state, &s).await? => Ok((Some(s), g)),
-        _ => Ok((None, None)),
+        Some(s) if super::login::still_active(state, &s).await? => Ok(Some(s)),
+        _ => Ok(None),
     }
+}
+
+/// The browser's live SSO session with its person's grant and standing for `client_id`,
+/// read in one query (the SSO path: one hop to the database for everything up to the code).
+async fn session_at_client(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: &str,
+) -> Result<Option<SessionAtClient>, OAuthError> {
+    let Some(hash) = session_hash(state, req) else {
+        return Ok(None);
+    };
+    let (now, cid) = (state.now(), client_id.to_string());
+    let found = state
+        .store
+        .call(move |s| s.find_live_session_at(&hash, now, &cid))
+        .await?;
+    match found {
+        Some(f) if super::login::still_active(state, &f.session).await? => Ok(Some(f)),
+        _ => Ok(None),
+    }
+}
+
+/// The stored hash of the browser's session cookie, if it sent one.
+fn session_hash(state: &AppState, req: &HttpRequest) -> Option<String> {
+    let value = cookies::read(req, &cookies::session_name(state))?;
+    Some(keys::sha256_b64url(value.as_bytes()))
 }
 
 /// Where a new login transaction begins.
@@ -265,8 +289,19 @@ pub async fn finish(
     request: &AuthRequest,
     auth: &AuthContext,
 ) -> HttpResponse {
+    finish_known(state, lang, request, auth, None).await
+}
+
+/// [`finish`] with the person's standing when it was just read (see [`level::gate`]).
+async fn finish_known(
+    state: &AppState,
+    lang: Lang,
+    request: &AuthRequest,
+    auth: &AuthContext,
+    known: Option<Standing>,
+) -> HttpResponse {
     // Account status, the client's minimum level, scopes by level (issue 5).
-    let request = &match super::level::gate(state, lang, request, auth).await {
+    let request = &match level::gate(state, lang, request, auth, known).await {
         Ok(r) => r,
         Err(page) => return page,
     };

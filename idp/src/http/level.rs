@@ -10,7 +10,7 @@ use consent_ui::{AccountStatusPage, ConsentExtra, Lang, LevelPage, WithheldScope
 use super::error::{html, page_failure};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::{AuthContext, LoginTx};
-use crate::domain::person::Person;
+use crate::domain::person::{AccountLevel, Person};
 use crate::protocol::authorize::{error_fields, response_url, AuthRequest, ResponseMode};
 use crate::protocol::scopes::{self, LevelDecision};
 use crate::protocol::{ErrorCode, OAuthError};
@@ -99,21 +99,39 @@ async fn refuse_inactive_person(
     Some(status_page(lang, person))
 }
 
+/// A person's level and status and a client's minimum level, as [`gate`] needs them.
+pub struct Standing {
+    /// Whose standing this is.
+    pub subject_id: String,
+    /// `None`: the subject is gone.
+    pub person: Option<Person>,
+    pub client_min_level: Option<AccountLevel>,
+}
+
 /// Before a code is issued: the account is active, meets the client's minimum level, and the
 /// request carries only the scopes the person's level allows. Returns the request to issue
-/// the code for, or the page to show instead.
+/// the code for, or the page to show instead. `known` is the standing when the caller has
+/// just read it for this subject and client (the SSO path reads it with the session);
+/// otherwise it is read here.
 pub async fn gate(
     state: &AppState,
     lang: Lang,
     request: &AuthRequest,
     auth: &AuthContext,
+    known: Option<Standing>,
 ) -> Result<AuthRequest, HttpResponse> {
+    let known = known.filter(|k| k.subject_id == auth.subject_id);
     let run = async {
-        let (sid, cid) = (auth.subject_id.clone(), request.client_id.clone());
-        let (person, min) = state
-            .store
-            .call(move |s| Ok((s.find_person_standing(&sid)?, s.client_min_level(&cid)?)))
-            .await?;
+        let (person, min) = match known {
+            Some(k) => (k.person, k.client_min_level),
+            None => {
+                let (sid, cid) = (auth.subject_id.clone(), request.client_id.clone());
+                state
+                    .store
+                    .call(move |s| Ok((s.find_person_standing(&sid)?, s.client_min_level(&cid)?)))
+                    .await?
+            }
+        };
         let person =
             person.ok_or_else(|| OAuthError::new(ErrorCode::AccessDenied, "no such account"))?;
         Ok::<_, OAuthError>((person, min))

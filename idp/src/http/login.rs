@@ -665,7 +665,8 @@ pub async fn consent_page(state: web::Data<AppState>, req: HttpRequest) -> HttpR
     };
     let scopes: Vec<&str> = tx.request.scopes.iter().map(String::as_str).collect();
     // Below the portal's minimum level or not active: that page instead of consent (issue 5).
-    if let Err(resp) = super::level::gate(&state, tx_lang(&req, &tx), &tx.request, auth).await {
+    if let Err(resp) = super::level::gate(&state, tx_lang(&req, &tx), &tx.request, auth, None).await
+    {
         return resp;
     }
     let view = super::level::consent_view(&state, &tx, &auth.subject_id).await;

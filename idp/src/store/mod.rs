@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEvent;
+use crate::domain::person::{AccountLevel, Person};
 use crate::domain::{Client, Credential, Grant, RefreshToken, SsoSession, Subject};
 
 pub mod client_cache;
@@ -53,6 +54,20 @@ pub trait SubjectStore {
     fn list_subjects(&self) -> StoreResult<Vec<Subject>>;
 }
 
+/// A live session as the authorization endpoint sees it for one client: everything an
+/// SSO sign-in needs from the database before its code is issued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAtClient {
+    pub session: SsoSession,
+    /// The session person's grant to the client.
+    pub grant: Option<Grant>,
+    /// The session person's level and status, as [`PersonStore::find_person_standing`]
+    /// gives them (`None`: the subject is gone).
+    pub standing: Option<Person>,
+    /// The client's minimum account level, as [`PersonStore::client_min_level`] gives it.
+    pub client_min_level: Option<AccountLevel>,
+}
+
 pub trait SessionStore {
     fn insert_session(&self, s: &SsoSession) -> StoreResult<()>;
     /// A session by cookie hash, only while not ended and not expired at `now`.
@@ -61,6 +76,14 @@ pub trait SessionStore {
         id_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SsoSession>>;
+    /// The live session of [`find_live_session`](Self::find_live_session) with what the
+    /// authorization endpoint decides on for `client_id`, read in one query.
+    fn find_live_session_at(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+        client_id: &str,
+    ) -> StoreResult<Option<SessionAtClient>>;
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>>;
     /// Marks the session ended. Ok(false) if it was already ended or absent.
     fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool>;
@@ -125,6 +148,10 @@ pub type Successor = Box<dyn FnMut(&RefreshToken) -> Option<RefreshToken> + Send
 
 pub trait RefreshTokenStore {
     fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()>;
+    /// Stores a new refresh token unless its subject or client no longer exists, which is
+    /// Ok(false) and stores nothing. The foreign keys are the check, so the code exchange
+    /// needs no read before it.
+    fn issue_refresh(&self, t: &RefreshToken) -> StoreResult<bool>;
     /// The refresh grant in one transaction: spends the live token `token_hash` of
     /// `client_id` (a conditional UPDATE, so two concurrent callers cannot both rotate),
     /// checks that its subject and grant still exist, and stores `successor(spent)`. Anything

@@ -66,25 +66,29 @@ pub async fn exchange(
     let row = refresh.as_ref().map(|(_, r)| r.clone());
     let openid = data.scopes.iter().any(|s| s == "openid");
     let extra = claims::requested(data.claims.as_ref(), "id_token");
-    // Only claims asked for by name reach the ID token; the person's records (documents,
-    // level; issue 5) are read only for them.
-    let needs_person = openid && !extra.is_empty();
-    // One store call: the subject, the person if needed, and the refresh token.
-    let (subject, person) = state
+    // Only claims asked for by name reach the ID token (besides `sub`); the subject's data
+    // and the person's records (documents, level; issue 5) are read only for them.
+    let needs_claims = openid && !extra.is_empty();
+    // One store call, one statement on the usual path: the refresh token's foreign keys
+    // check that the account is still there.
+    let holder = state
         .store
         .call(move |s| {
-            let Some(subject) = s.find_subject(&sub)? else {
-                return Ok(None);
-            };
-            let person = if needs_person {
-                crate::store::PersonStore::find_person(s, &sub)?
-            } else {
-                None
-            };
-            if let Some(row) = &row {
-                s.insert_refresh(row)?;
+            if needs_claims {
+                let Some(subject) = s.find_subject(&sub)? else {
+                    return Ok(None);
+                };
+                let person = crate::store::PersonStore::find_person(s, &sub)?;
+                if let Some(row) = &row {
+                    s.insert_refresh(row)?;
+                }
+                return Ok(Some(Some((subject, person))));
             }
-            Ok(Some((subject, person)))
+            let exists = match &row {
+                Some(row) => s.issue_refresh(row)?,
+                None => s.find_subject(&sub)?.is_some(),
+            };
+            Ok(exists.then_some(None))
         })
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
@@ -95,7 +99,7 @@ pub async fn exchange(
         &keyset,
         &state.issuer,
         &client.id,
-        &subject.id,
+        &data.auth.subject_id,
         &scope,
         Some(&data.auth),
         (!userinfo_claims.is_empty()).then_some(userinfo_claims),
@@ -103,8 +107,12 @@ pub async fn exchange(
         state.cfg.tokens.access_token_ttl_secs,
     )?;
     let id_token = if openid {
-        let mut released =
-            claims::release_requested(&subject, person.as_ref(), &data.scopes, &extra);
+        let mut released = match &holder {
+            Some((subject, person)) => {
+                claims::release_requested(subject, person.as_ref(), &data.scopes, &extra)
+            }
+            None => Default::default(),
+        };
         released.remove("sub");
         Some(tokens::mint_id_token(
             &keyset,

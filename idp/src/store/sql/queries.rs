@@ -1,6 +1,6 @@
 //! The store traits over [`SqlStore`]. Every query is written once against `DbConnection`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::models::{
@@ -8,15 +8,26 @@ use super::models::{
     NewRefreshToken, NewSession, NewSubject, RefreshTokenRow, SessionRow, SubjectRow,
 };
 use super::schema::{
-    audit_events, clients, contact_index, grants, oid_counter, refresh_tokens, sessions, subjects,
+    audit_events, client_levels, clients, contact_index, grants, oid_counter, persons,
+    refresh_tokens, sessions, subjects,
 };
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
-    AuditStore, ClientStore, GrantStore, RefreshTokenStore, Rotation, SessionStore, StoreError,
-    StoreResult, SubjectStore, Successor,
+    AuditStore, ClientStore, GrantStore, RefreshTokenStore, Rotation, SessionAtClient,
+    SessionStore, StoreError, StoreResult, SubjectStore, Successor,
 };
+
+/// A session left-joined with its grant's (scopes, created, updated), its person's
+/// standing, its subject's last change and the client's minimum level.
+type SessionAtClientRow = (
+    SessionRow,
+    Option<(String, NaiveDateTime, NaiveDateTime)>,
+    Option<super::person::StandingRow>,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
 
 /// How often a racing insert of the same grant is retried as an update.
 const UPSERT_ATTEMPTS: usize = 3;
@@ -207,6 +218,59 @@ impl SessionStore for SqlStore {
             .transpose()
     }
 
+    /// One SELECT: the session, left-joined with the grant, the person row, the subject
+    /// (for a person without a row yet) and the client's level row.
+    fn find_live_session_at(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+        client_id: &str,
+    ) -> StoreResult<Option<SessionAtClient>> {
+        if !storable(id_hash) || !storable(client_id) {
+            return Ok(None);
+        }
+        let cid = client_id.to_string();
+        let found: Option<SessionAtClientRow> = sessions::table
+            .left_join(
+                grants::table.on(grants::subject_id
+                    .eq(sessions::subject_id)
+                    .and(grants::client_id.eq(cid.clone()))),
+            )
+            .left_join(persons::table.on(persons::subject_id.eq(sessions::subject_id)))
+            .left_join(subjects::table.on(subjects::id.eq(sessions::subject_id)))
+            .left_join(client_levels::table.on(client_levels::client_id.eq(cid)))
+            .filter(sessions::id_hash.eq(id_hash))
+            .filter(sessions::ended_at.is_null())
+            .filter(sessions::expires_at.gt(to_db_time(now)))
+            .select((
+                SessionRow::as_select(),
+                (grants::scopes, grants::created_at, grants::updated_at).nullable(),
+                (persons::account_level, persons::status, persons::updated_at).nullable(),
+                subjects::updated_at.nullable(),
+                client_levels::min_account_level.nullable(),
+            ))
+            .get_result(&mut *self.conn()?)
+            .optional()?;
+        let Some((session, grant, person, subject_updated, level)) = found else {
+            return Ok(None);
+        };
+        let session = SsoSession::try_from(session)?;
+        let standing = super::person::standing(&session.subject_id, person, subject_updated)?;
+        let grant = grant.map(|(scopes, created_at, updated_at)| GrantRow {
+            subject_id: session.subject_id.clone(),
+            client_id: client_id.to_string(),
+            scopes,
+            created_at,
+            updated_at,
+        });
+        Ok(Some(SessionAtClient {
+            grant: grant.map(Grant::try_from).transpose()?,
+            standing,
+            client_min_level: super::person::min_level(client_id, level)?,
+            session,
+        }))
+    }
+
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>> {
         sessions::table
             .filter(sessions::sid.eq(sid))
@@ -280,6 +344,11 @@ impl RefreshTokenStore for SqlStore {
         Ok(())
     }
 
+    /// Committed together with the rotations and issues that arrive meanwhile (`rotation.rs`).
+    fn issue_refresh(&self, t: &RefreshToken) -> StoreResult<bool> {
+        self.issue_grouped(t)
+    }
+
     /// Committed together with the rotations that arrive meanwhile (`rotation.rs`).
     fn rotate_refresh(
         &self,
@@ -333,6 +402,20 @@ impl RefreshTokenStore for SqlStore {
 
 impl SqlStore {
     /// One rotation in a transaction of its own.
+    /// [`RefreshTokenStore::issue_refresh`] in a statement of its own.
+    pub(super) fn issue_single(&self, t: &RefreshToken) -> StoreResult<bool> {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let row = NewRefreshToken::try_from(t)?;
+        match diesel::insert_into(refresh_tokens::table)
+            .values(&row)
+            .execute(&mut *self.conn()?)
+        {
+            Ok(_) => Ok(true),
+            Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub(super) fn rotate_single(
         &self,
         token_hash: &str,

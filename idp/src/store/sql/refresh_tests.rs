@@ -44,6 +44,76 @@ fn unused(s: &SqlStore, hash: &str) -> bool {
     s.find_refresh(hash).unwrap().unwrap().used_at.is_none()
 }
 
+/// A new token is stored only while its subject and client exist: the foreign keys are the
+/// code exchange's check that the account is still there.
+#[test]
+fn issue_refresh_stores_only_for_a_live_subject_and_client() {
+    each(|s| {
+        seed(s);
+        assert!(s
+            .issue_refresh(&refresh("h2", "fam-2", "rp", "sub-1"))
+            .unwrap());
+        assert!(unused(s, "h2"));
+        assert!(!s
+            .issue_refresh(&refresh("h3", "fam-3", "rp", "sub-gone"))
+            .unwrap());
+        assert!(!s
+            .issue_refresh(&refresh("h4", "fam-4", "rp-gone", "sub-1"))
+            .unwrap());
+        for gone in ["h3", "h4"] {
+            assert_eq!(s.find_refresh(gone).unwrap(), None, "{gone} was not stored");
+        }
+        // A token that exists already is still a conflict, not a quiet false.
+        assert!(s
+            .issue_refresh(&refresh("h2", "fam-2", "rp", "sub-1"))
+            .is_err());
+    });
+}
+
+/// New tokens (code exchanges) share the batch and its INSERT with rotations; a new token
+/// whose subject is gone fails the whole batch, after which every write goes alone and
+/// gets its own answer.
+#[test]
+fn a_batch_stores_new_tokens_with_the_rotations() {
+    each(|s| {
+        seed(s);
+        let now = t0() + Duration::hours(1);
+        let (rotated, issued) = s.write_as_batch(
+            vec![("h1", "rp", now, next("h2"))],
+            &[
+                refresh("n1", "fam-n1", "rp", "sub-1"),
+                refresh("n2", "fam-n2", "other", "sub-1"),
+            ],
+        );
+        assert!(matches!(rotated[..], [Ok(Rotation::Rotated(_))]));
+        assert!(matches!(issued[..], [Ok(true), Ok(true)]));
+        for stored in ["h2", "n1", "n2"] {
+            assert!(unused(s, stored), "{stored} stored");
+        }
+        assert!(!unused(s, "h1"));
+
+        // Only new tokens: no rotation statement is needed.
+        let (_, issued) = s.write_as_batch(vec![], &[refresh("n3", "fam-n3", "rp", "sub-1")]);
+        assert!(matches!(issued[..], [Ok(true)]));
+        assert!(unused(s, "n3"));
+
+        let (rotated, issued) = s.write_as_batch(
+            vec![("h2", "rp", now, next("h3"))],
+            &[
+                refresh("gone", "fam-gone", "rp", "sub-gone"),
+                refresh("n4", "fam-n4", "rp", "sub-1"),
+            ],
+        );
+        assert!(matches!(rotated[..], [Ok(Rotation::Rotated(_))]));
+        assert!(matches!(issued[..], [Ok(false), Ok(true)]));
+        assert_eq!(s.find_refresh("gone").unwrap(), None);
+        for stored in ["h3", "n4"] {
+            assert!(unused(s, stored), "{stored} stored alone");
+        }
+        assert!(!unused(s, "h2"), "rotated once, alone");
+    });
+}
+
 #[test]
 fn rotates_once_then_reports_reuse() {
     each(|s| {
@@ -293,4 +363,54 @@ fn concurrent_rotations_of_different_tokens_all_succeed() {
             assert!(unused(s, &format!("{old}-next")));
         }
     });
+}
+
+/// Code exchanges issuing new tokens while others rotate: every write lands once, each
+/// caller gets its own kind of answer.
+#[test]
+fn concurrent_issues_and_rotations_all_land() {
+    const N: usize = 12;
+    each(|s| {
+        seed(s);
+        for i in 0..N {
+            s.insert_refresh(&refresh(&format!("r{i}"), "fam-r", "rp", "sub-1"))
+                .unwrap();
+        }
+        let barrier = Barrier::new(2 * N);
+        let now = t0() + Duration::seconds(10);
+        std::thread::scope(|scope| {
+            for i in 0..N {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    let token = refresh(&format!("i{i}"), &format!("fam-i{i}"), "rp", "sub-1");
+                    assert!(s.issue_refresh(&token).unwrap(), "i{i}");
+                });
+                scope.spawn(move || {
+                    barrier.wait();
+                    let old = format!("r{i}");
+                    let rotated = s
+                        .rotate_refresh(&old, "rp", now, next_named(format!("r{i}-next")))
+                        .unwrap();
+                    assert!(matches!(rotated, Rotation::Rotated(t) if t.token_hash == old));
+                });
+            }
+        });
+        for i in 0..N {
+            assert!(unused(s, &format!("i{i}")));
+            assert!(unused(s, &format!("r{i}-next")));
+            assert!(!unused(s, &format!("r{i}")));
+        }
+    });
+}
+
+/// A successor named `hash`.
+fn next_named(hash: String) -> Successor {
+    Box::new(move |old| {
+        Some(RefreshToken {
+            token_hash: hash.clone(),
+            used_at: None,
+            ..old.clone()
+        })
+    })
 }

@@ -23,6 +23,11 @@
 //! - if the batch transaction fails as a whole (a deadlock with another node's batch, a
 //!   lost connection), nothing of it was committed and every caller runs its rotation on
 //!   its own.
+//!
+//! The first token of a family, issued at the code exchange, is the same kind of durable
+//! write and joins the same batches: its row goes into the batch's INSERT. A new token
+//! whose subject or client is gone breaks the INSERT's foreign keys, so the batch fails as
+//! a whole and everyone in it goes alone, where that token is refused on its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
@@ -65,38 +70,65 @@ impl QueueState {
     }
 }
 
-/// One caller's rotation, and where its answer goes.
+/// One caller's write, and where its answer goes.
 struct Job {
-    token_hash: String,
-    client_id: String,
-    now: DateTime<Utc>,
-    successor: Mutex<Successor>,
+    work: Work,
     slot: Mutex<Slot>,
     ready: Condvar,
+}
+
+enum Work {
+    /// Spend `token_hash` of `client_id` and store what `successor` makes of it.
+    Rotate {
+        token_hash: String,
+        client_id: String,
+        now: DateTime<Utc>,
+        successor: Mutex<Successor>,
+    },
+    /// Store the first token of a family.
+    Issue(RefreshToken),
+}
+
+/// What a batch answers a job.
+enum Answer {
+    /// Boxed: a rotation is large beside the other answer.
+    Rotation(Box<Rotation>),
+    /// The token was stored (a batch stores all its new tokens or fails).
+    Issued,
 }
 
 enum Slot {
     Waiting,
     /// Take the lead: commit this batch (which holds the job itself).
     Lead(Vec<Arc<Job>>),
-    /// Answered by a batch (boxed: a rotation is large beside the other states).
-    Done(Box<StoreResult<Rotation>>),
-    /// Not answered by the batch: rotate on your own.
+    /// Answered by a batch.
+    Done(Box<StoreResult<Answer>>),
+    /// Not answered by the batch: write on your own.
     Alone,
 }
 
 impl Job {
-    fn new(
+    fn rotate(
         token_hash: &str,
         client_id: &str,
         now: DateTime<Utc>,
         successor: Successor,
     ) -> Arc<Self> {
-        Arc::new(Job {
+        Self::new(Work::Rotate {
             token_hash: token_hash.to_string(),
             client_id: client_id.to_string(),
             now,
             successor: Mutex::new(successor),
+        })
+    }
+
+    fn issue(token: &RefreshToken) -> Arc<Self> {
+        Self::new(Work::Issue(token.clone()))
+    }
+
+    fn new(work: Work) -> Arc<Self> {
+        Arc::new(Job {
+            work,
             slot: Mutex::new(Slot::Waiting),
             ready: Condvar::new(),
         })
@@ -124,6 +156,12 @@ impl Job {
     }
 }
 
+/// A batch's answer to a job of the other kind: cannot happen, but is an error rather than
+/// a panic if it ever did.
+fn mismatched() -> StoreError {
+    StoreError::Db("refresh token batch answered the wrong kind of write".to_string())
+}
+
 impl SqlStore {
     /// Rotates with the callers that arrive meanwhile; see the module documentation.
     pub(super) fn rotate_grouped(
@@ -133,7 +171,32 @@ impl SqlStore {
         now: DateTime<Utc>,
         successor: Successor,
     ) -> StoreResult<Rotation> {
-        let job = Job::new(token_hash, client_id, now, successor);
+        let job = Job::rotate(token_hash, client_id, now, successor);
+        match self.grouped(&job) {
+            Some(answer) => match answer? {
+                Answer::Rotation(r) => Ok(*r),
+                Answer::Issued => Err(mismatched()),
+            },
+            None => self.rotate_alone(&job),
+        }
+    }
+
+    /// Stores a family's first token with the writes that arrive meanwhile; Ok(false) if
+    /// its subject or client is gone (see the module documentation).
+    pub(super) fn issue_grouped(&self, token: &RefreshToken) -> StoreResult<bool> {
+        let job = Job::issue(token);
+        match self.grouped(&job) {
+            Some(answer) => match answer? {
+                Answer::Issued => Ok(true),
+                Answer::Rotation(_) => Err(mismatched()),
+            },
+            None => self.issue_single(token),
+        }
+    }
+
+    /// Queues `job` and waits for its batch: its answer, or `None` when the batch left it
+    /// to write on its own.
+    fn grouped(&self, job: &Arc<Job>) -> Option<StoreResult<Answer>> {
         let queue = &self.rotations;
         // A free lane: lead at once (the queue is empty then, so the batch is this job).
         let started = {
@@ -147,13 +210,13 @@ impl SqlStore {
         let batch = match started {
             Some(batch) => batch,
             None => match job.wait() {
-                Slot::Done(answer) => return *answer,
-                Slot::Alone => return self.rotate_alone(&job),
+                Slot::Done(answer) => return Some(*answer),
+                Slot::Alone => return None,
                 Slot::Lead(batch) => batch,
                 Slot::Waiting => unreachable!("wait returns only a set slot"),
             },
         };
-        let own = self.commit_batch(&batch, &job);
+        let own = self.commit_batch(&batch, job);
         {
             // Hand the lane on with the next batch, taken under the same lock so that two
             // leaders finishing together cannot hand over the same callers.
@@ -167,29 +230,36 @@ impl SqlStore {
                 }
             }
         }
-        match own {
-            Some(answer) => answer,
-            None => self.rotate_alone(&job),
-        }
+        own
     }
 
     fn rotate_alone(&self, job: &Job) -> StoreResult<Rotation> {
-        let mut successor = lock(&job.successor);
-        self.rotate_single(&job.token_hash, &job.client_id, job.now, &mut *successor)
+        match &job.work {
+            Work::Rotate {
+                token_hash,
+                client_id,
+                now,
+                successor,
+            } => {
+                let mut successor = lock(successor);
+                self.rotate_single(token_hash, client_id, *now, &mut *successor)
+            }
+            Work::Issue(_) => Err(mismatched()),
+        }
     }
 
     /// Commits `batch` in one transaction and answers every job in it except `own`, whose
     /// answer is returned (`None`: rotate alone). A panic in a callback answers everyone
     /// with an error instead of leaving them waiting.
-    fn commit_batch(&self, batch: &[Arc<Job>], own: &Arc<Job>) -> Option<StoreResult<Rotation>> {
+    fn commit_batch(&self, batch: &[Arc<Job>], own: &Arc<Job>) -> Option<StoreResult<Answer>> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.transaction(|db| spend_batch(db, batch))
+            self.transaction(|db| write_batch(db, batch))
         }));
-        let mut answers: Vec<Option<StoreResult<Rotation>>> = match outcome {
+        let mut answers: Vec<Option<StoreResult<Answer>>> = match outcome {
             Ok(Ok(answers)) => answers.into_iter().map(|a| a.map(Ok)).collect(),
             // Nothing was committed: everyone tries again on their own.
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, size = batch.len(), "rotation batch failed; rotating one by one");
+                tracing::warn!(error = %e, size = batch.len(), "refresh token batch failed; writing one by one");
                 batch.iter().map(|_| None).collect()
             }
             Err(_) => batch
@@ -218,16 +288,76 @@ impl SqlStore {
 }
 
 /// The batch's statements. Returns, per job in order, its answer, or `None` when the job
-/// must rotate alone (its token was not spent here).
-fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Option<Rotation>>> {
-    // The rotation happens now for all of them: at the latest of their arrival times.
-    let now = batch.iter().map(|j| j.now).max().unwrap_or_else(Utc::now);
-    let at = to_db_time(now);
-    let hashes: Vec<&str> = batch.iter().map(|j| j.token_hash.as_str()).collect();
-    let pairs: Vec<String> = batch
+/// must write alone (its token was not spent here).
+fn write_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Option<Answer>>> {
+    let (rotated, successors) = spend(db, batch)?;
+    let mut rotated = rotated.into_iter();
+    let mut answers = Vec::with_capacity(batch.len());
+    let mut issued = Vec::new();
+    for job in batch {
+        match &job.work {
+            Work::Rotate { .. } => answers.push(
+                rotated
+                    .next()
+                    .flatten()
+                    .map(|r| Answer::Rotation(Box::new(r))),
+            ),
+            Work::Issue(token) => {
+                issued.push(token);
+                answers.push(Some(Answer::Issued));
+            }
+        }
+    }
+    let rows: Vec<NewRefreshToken<'_>> = successors
         .iter()
-        .map(|j| pair(&j.token_hash, &j.client_id))
+        .chain(issued)
+        .map(NewRefreshToken::try_from)
+        .collect::<StoreResult<_>>()?;
+    match db {
+        // One multi-row INSERT on Postgres; diesel has none for SQLite rows with optional
+        // columns, where a statement per row costs no round trip anyway.
+        DbConnection::Pg(pg) if !rows.is_empty() => {
+            diesel::insert_into(refresh_tokens::table)
+                .values(&rows)
+                .execute(pg)?;
+        }
+        _ => {
+            for row in &rows {
+                diesel::insert_into(refresh_tokens::table)
+                    .values(row)
+                    .execute(db)?;
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// Spends the tokens of the batch's rotations: per rotation in order its answer (`None`:
+/// not spent here, rotate alone), and the successors to store.
+fn spend(
+    db: &mut DbConnection,
+    batch: &[Arc<Job>],
+) -> StoreResult<(Vec<Option<Rotation>>, Vec<RefreshToken>)> {
+    let requests: Vec<(&str, &str, DateTime<Utc>, &Mutex<Successor>)> = batch
+        .iter()
+        .filter_map(|j| match &j.work {
+            Work::Rotate {
+                token_hash,
+                client_id,
+                now,
+                successor,
+            } => Some((token_hash.as_str(), client_id.as_str(), *now, successor)),
+            Work::Issue(_) => None,
+        })
         .collect();
+    if requests.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // The rotation happens now for all of them: at the latest of their arrival times.
+    let now = requests.iter().map(|r| r.2).max().unwrap_or_else(Utc::now);
+    let at = to_db_time(now);
+    let hashes: Vec<&str> = requests.iter().map(|r| r.0).collect();
+    let pairs: Vec<String> = requests.iter().map(|r| pair(r.0, r.1)).collect();
     // A write first (on SQLite this takes the write lock up front). Only the tokens
     // presented with their own client are spent: the hash is base64url, so the first space
     // of a pair ends it.
@@ -248,7 +378,7 @@ fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
     .returning(refresh_tokens::all_columns)
     .get_results(db)?;
     if spent.is_empty() {
-        return Ok(batch.iter().map(|_| None).collect());
+        return Ok((requests.iter().map(|_| None).collect(), Vec::new()));
     }
     let spent: Vec<RefreshToken> = spent
         .into_iter()
@@ -269,16 +399,16 @@ fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
         .into_iter()
         .collect();
 
-    // Each spent token answers the first job that presented it with its client.
+    // Each spent token answers the first rotation that presented it with its client.
     let mut by_key: HashMap<(&str, &str), RefreshToken> = spent
         .iter()
         .map(|t| ((t.token_hash.as_str(), t.client_id.as_str()), t.clone()))
         .collect();
-    let mut answers = Vec::with_capacity(batch.len());
+    let mut answers = Vec::with_capacity(requests.len());
     let mut successors = Vec::new();
     let mut unspend: Vec<&str> = Vec::new();
-    for job in batch {
-        let Some(old) = by_key.remove(&(job.token_hash.as_str(), job.client_id.as_str())) else {
+    for &(token_hash, client_id, _, successor) in &requests {
+        let Some(old) = by_key.remove(&(token_hash, client_id)) else {
             answers.push(None);
             continue;
         };
@@ -286,7 +416,7 @@ fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
         let answer = if !still_granted {
             Rotation::Withdrawn
         } else {
-            let next = (lock(&job.successor))(&old);
+            let next = (lock(successor))(&old);
             match next {
                 Some(next) => {
                     successors.push(next);
@@ -296,7 +426,7 @@ fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
             }
         };
         if !matches!(answer, Rotation::Rotated(_)) {
-            unspend.push(job.token_hash.as_str());
+            unspend.push(token_hash);
         }
         answers.push(Some(answer));
     }
@@ -305,27 +435,7 @@ fn spend_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
             .set(refresh_tokens::used_at.eq(None::<chrono::NaiveDateTime>))
             .execute(db)?;
     }
-    let successors: Vec<NewRefreshToken<'_>> = successors
-        .iter()
-        .map(NewRefreshToken::try_from)
-        .collect::<StoreResult<_>>()?;
-    match db {
-        // One multi-row INSERT on Postgres; diesel has none for SQLite rows with optional
-        // columns, where a statement per row costs no round trip anyway.
-        DbConnection::Pg(pg) if !successors.is_empty() => {
-            diesel::insert_into(refresh_tokens::table)
-                .values(&successors)
-                .execute(pg)?;
-        }
-        _ => {
-            for row in &successors {
-                diesel::insert_into(refresh_tokens::table)
-                    .values(row)
-                    .execute(db)?;
-            }
-        }
-    }
-    Ok(answers)
+    Ok((answers, successors))
 }
 
 /// Whether a rotation may join a batch: the batch tells tokens apart by `hash client`, so a
@@ -340,26 +450,62 @@ fn pair(token_hash: &str, client_id: &str) -> String {
 
 #[cfg(test)]
 impl SqlStore {
-    /// Commits `requests` as one batch, as if they had all arrived while another batch was
-    /// being committed, and returns their answers in order (those the batch leaves alone
-    /// rotate on their own afterwards, as their callers would).
+    /// Commits `rotations` and `issues` as one batch, as if they had all arrived while
+    /// another batch was being committed, and returns their answers in order (those the
+    /// batch leaves alone write on their own afterwards, as their callers would).
+    pub(super) fn write_as_batch(
+        &self,
+        rotations: Vec<(&str, &str, DateTime<Utc>, Successor)>,
+        issues: &[RefreshToken],
+    ) -> (Vec<StoreResult<Rotation>>, Vec<StoreResult<bool>>) {
+        let rotations: Vec<Arc<Job>> = rotations
+            .into_iter()
+            .map(|(hash, client, now, successor)| Job::rotate(hash, client, now, successor))
+            .collect();
+        let issues: Vec<Arc<Job>> = issues.iter().map(Job::issue).collect();
+        // Interleaved, so that the answers must be matched to jobs by kind.
+        let mut batch = Vec::new();
+        let (mut r, mut i) = (rotations.iter(), issues.iter());
+        loop {
+            let (a, b) = (r.next(), i.next());
+            if a.is_none() && b.is_none() {
+                break;
+            }
+            batch.extend(a.cloned());
+            batch.extend(b.cloned());
+        }
+        let nobody = Job::rotate("", "", Utc::now(), Box::new(|_| None));
+        assert!(self.commit_batch(&batch, &nobody).is_none());
+        let rotated = rotations
+            .iter()
+            .map(|j| match j.wait() {
+                Slot::Done(answer) => match (*answer)? {
+                    Answer::Rotation(r) => Ok(*r),
+                    Answer::Issued => Err(mismatched()),
+                },
+                Slot::Alone => self.rotate_alone(j),
+                Slot::Lead(_) | Slot::Waiting => panic!("a batch answers or leaves alone"),
+            })
+            .collect();
+        let issued = issues
+            .iter()
+            .map(|j| match (j.wait(), &j.work) {
+                (Slot::Done(answer), _) => match (*answer)? {
+                    Answer::Issued => Ok(true),
+                    Answer::Rotation(_) => Err(mismatched()),
+                },
+                (Slot::Alone, Work::Issue(t)) => self.issue_single(t),
+                _ => panic!("a batch answers or leaves alone"),
+            })
+            .collect();
+        (rotated, issued)
+    }
+
+    /// [`write_as_batch`](Self::write_as_batch) with rotations only.
     pub(super) fn rotate_as_batch(
         &self,
         requests: Vec<(&str, &str, DateTime<Utc>, Successor)>,
     ) -> Vec<StoreResult<Rotation>> {
-        let batch: Vec<Arc<Job>> = requests
-            .into_iter()
-            .map(|(hash, client, now, successor)| Job::new(hash, client, now, successor))
-            .collect();
-        let nobody = Job::new("", "", Utc::now(), Box::new(|_| None));
-        assert!(self.commit_batch(&batch, &nobody).is_none());
-        batch
-            .iter()
-            .map(|j| match j.wait() {
-                Slot::Done(answer) => *answer,
-                Slot::Alone => self.rotate_alone(j),
-                Slot::Lead(_) | Slot::Waiting => panic!("a batch answers or leaves alone"),
-            })
-            .collect()
+        self.write_as_batch(requests, &[]).0
     }
 }

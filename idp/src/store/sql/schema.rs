@@ -273,5 +273,6 @@ diesel::table! {
     }
 }
 
-// For correlated subqueries (`rotation.rs`: grants whose subject exists).
-diesel::allow_tables_to_appear_in_same_query!(grants, subjects);
+// For correlated subqueries (`rotation.rs`: grants whose subject exists) and the one read
+// of a session at the authorization endpoint (`queries.rs`: find_live_session_at).
+diesel::allow_tables_to_appear_in_same_query!(sessions, grants, persons, subjects, client_levels);

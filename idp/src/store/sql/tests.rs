@@ -411,6 +411,96 @@ fn sessions_live_expired_ended() {
     });
 }
 
+/// The one read of the authorization endpoint answers exactly what the separate lookups do:
+/// the grant of the asked client only, the person's standing (a default one before the
+/// person has a row), the asked client's level, and nothing for a dead session.
+#[test]
+fn session_at_client_reads_what_the_separate_lookups_read() {
+    use crate::domain::person::{AccountLevel, AccountStatus};
+    use crate::store::{PersonStore, SessionAtClient};
+    each(|s| {
+        seed(s);
+        s.insert_client(&client("rp-2")).unwrap();
+        let live = session("hash-1", "sid-1", "sub-1");
+        s.insert_session(&live).unwrap();
+        let separate = |cid: &str| SessionAtClient {
+            session: s.find_live_session("hash-1", t0()).unwrap().unwrap(),
+            grant: s.find_grant("sub-1", cid).unwrap(),
+            standing: s.find_person_standing("sub-1").unwrap(),
+            client_min_level: s.client_min_level(cid).unwrap(),
+        };
+        let at = |cid: &str| s.find_live_session_at("hash-1", t0(), cid).unwrap();
+
+        // No grant, no person row, no level yet.
+        let first = at("rp").unwrap();
+        assert_eq!(first, separate("rp"));
+        assert_eq!(first.session, live);
+        assert_eq!((first.grant, first.client_min_level), (None, None));
+        let standing = first
+            .standing
+            .expect("a subject without a person row stands");
+        assert_eq!(
+            (standing.level, standing.status),
+            (AccountLevel::Simplified, AccountStatus::Active)
+        );
+
+        let grant = |cid: &str, scopes: &[&str]| Grant {
+            subject_id: "sub-1".into(),
+            client_id: cid.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            created_at: t0(),
+            updated_at: t0() + Duration::seconds(1),
+        };
+        s.upsert_grant(&grant("rp", &["openid", "profile"]))
+            .unwrap();
+        s.upsert_grant(&grant("rp-2", &["openid"])).unwrap();
+        s.set_client_min_level("rp-2", Some(AccountLevel::Confirmed))
+            .unwrap();
+        s.set_level("sub-1", AccountLevel::Standard, None, &event("level"))
+            .unwrap();
+        s.set_status(
+            "sub-1",
+            AccountStatus::PendingConfirmation,
+            &event("status"),
+        )
+        .unwrap();
+        for cid in ["rp", "rp-2"] {
+            assert_eq!(at(cid).unwrap(), separate(cid), "{cid}");
+        }
+        let rp = at("rp").unwrap();
+        assert_eq!(rp.grant, Some(grant("rp", &["openid", "profile"])));
+        assert_eq!(rp.client_min_level, None);
+        let rp2 = at("rp-2").unwrap();
+        assert_eq!(rp2.grant, Some(grant("rp-2", &["openid"])));
+        assert_eq!(rp2.client_min_level, Some(AccountLevel::Confirmed));
+        let standing = rp2.standing.unwrap();
+        assert_eq!(
+            (standing.level, standing.status),
+            (AccountLevel::Standard, AccountStatus::PendingConfirmation)
+        );
+
+        // An unknown client: the session, without grant or level.
+        let other = at("rp-404").unwrap();
+        assert_eq!((other.grant, other.client_min_level), (None, None));
+        assert_eq!(other.session, live);
+
+        // Dead sessions and keys that cannot be stored find nothing.
+        assert_eq!(s.find_live_session_at("nope", t0(), "rp").unwrap(), None);
+        assert_eq!(
+            s.find_live_session_at("hash-1", live.expires_at, "rp")
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.find_live_session_at("hash\0", t0(), "rp").unwrap(), None);
+        assert_eq!(
+            s.find_live_session_at("hash-1", t0(), "r\0p").unwrap(),
+            None
+        );
+        assert!(s.end_session("sid-1", t0()).unwrap());
+        assert_eq!(s.find_live_session_at("hash-1", t0(), "rp").unwrap(), None);
+    });
+}
+
 #[test]
 fn grant_upsert_replaces() {
     each(|s| {

@@ -30,7 +30,7 @@ use crate::store::{StoreError, StoreResult};
 
 pub(super) use history::{append_history, change};
 pub(super) use record::{ensure_person, subject_by_identifier_index};
-pub(super) use status::{record_account_change, write_status};
+pub(super) use status::{min_level, record_account_change, write_status};
 
 /// Records `e` on the connection (inside the caller's transaction).
 pub(super) fn audit(c: &mut DbConnection, e: &AuditEvent) -> StoreResult<()> {
@@ -69,6 +69,27 @@ fn audited_if_changed(
     })
 }
 
+/// A person's level, status and last change, as stored.
+pub(super) type StandingRow = (String, String, chrono::NaiveDateTime);
+
+/// The standing of `subject_id` from its person row or, without one, the defaults of a new
+/// person for a subject last changed at `subject_updated` (`None` for both: no such subject).
+pub(super) fn standing(
+    subject_id: &str,
+    row: Option<StandingRow>,
+    subject_updated: Option<chrono::NaiveDateTime>,
+) -> StoreResult<Option<Person>> {
+    let Some((level, status, updated)) = row else {
+        return Ok(subject_updated.map(|t| Person::new(subject_id, super::from_db_time(t))));
+    };
+    let mut p = Person::new(subject_id, super::from_db_time(updated));
+    p.level = AccountLevel::parse(&level)
+        .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: level")))?;
+    p.status = AccountStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: status")))?;
+    Ok(Some(p))
+}
+
 impl PersonStore for SqlStore {
     fn find_person(&self, subject_id: &str) -> StoreResult<Option<Person>> {
         if subject_id.contains('\0') {
@@ -83,26 +104,21 @@ impl PersonStore for SqlStore {
             return Ok(None);
         }
         let mut conn = self.conn()?;
-        let row: Option<(String, String, chrono::NaiveDateTime)> = persons::table
+        let row: Option<StandingRow> = persons::table
             .find(subject_id)
             .select((persons::account_level, persons::status, persons::updated_at))
             .get_result(&mut *conn)
             .optional()?;
-        let Some((level, status, updated)) = row else {
-            // No person row yet: the defaults of a new person, if the subject exists.
-            let created: Option<chrono::NaiveDateTime> = subjects::table
+        // No person row yet: the defaults of a new person, if the subject exists.
+        let created = match row {
+            Some(_) => None,
+            None => subjects::table
                 .find(subject_id)
                 .select(subjects::updated_at)
                 .get_result(&mut *conn)
-                .optional()?;
-            return Ok(created.map(|t| Person::new(subject_id, super::from_db_time(t))));
+                .optional()?,
         };
-        let mut p = Person::new(subject_id, super::from_db_time(updated));
-        p.level = AccountLevel::parse(&level)
-            .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: level")))?;
-        p.status = AccountStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: status")))?;
-        Ok(Some(p))
+        standing(subject_id, row, created)
     }
 
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>> {

@@ -118,6 +118,11 @@ pub(super) fn client_min_level_on(
         .select(client_levels::min_account_level)
         .get_result(c)
         .optional()?;
+    min_level(client_id, l)
+}
+
+/// A client's stored minimum level, parsed.
+pub(crate) fn min_level(client_id: &str, l: Option<String>) -> StoreResult<Option<AccountLevel>> {
     l.map(|l| {
         AccountLevel::parse(&l)
             .ok_or_else(|| StoreError::Corrupt(format!("client {client_id}: level {l}")))
