@@ -187,6 +187,7 @@ pub async fn current_session(
         .store
         .call(move |s| s.find_live_session(&hash, now))
         .await?;
+    // Without "remember me" a session also ends after idle time (http/login.rs).
     match found {
         Some(s) if super::login::still_active(state, &s).await? => Ok(Some(s)),
         _ => Ok(None),
@@ -208,6 +209,7 @@ async fn session_at_client(
         .store
         .call(move |s| s.find_live_session_at(&hash, now, &cid))
         .await?;
+    // Without "remember me" a session also ends after idle time (http/login.rs).
     match found {
         Some(f) if super::login::still_active(state, &f.session).await? => Ok(Some(f)),
         _ => Ok(None),
