@@ -29,11 +29,12 @@ fn seed(s: &SqlStore) {
         .unwrap();
 }
 
-/// A successor named `hash`, or a callback that declines.
-fn next(hash: &'static str) -> Successor {
+/// A successor named `hash`.
+fn next(hash: impl Into<String>) -> Successor {
+    let hash = hash.into();
     Box::new(move |old| {
         Some(RefreshToken {
-            token_hash: hash.into(),
+            token_hash: hash.clone(),
             used_at: None,
             ..old.clone()
         })
@@ -227,7 +228,7 @@ fn concurrent_rotations_have_one_winner() {
                     let barrier = &barrier;
                     scope.spawn(move || {
                         barrier.wait();
-                        s.rotate_refresh("h1", "rp", now, next(name)).unwrap()
+                        s.rotate_refresh("h1", "rp", now, next(*name)).unwrap()
                     })
                 })
                 .collect();
@@ -390,7 +391,7 @@ fn concurrent_issues_and_rotations_all_land() {
                     barrier.wait();
                     let old = format!("r{i}");
                     let rotated = s
-                        .rotate_refresh(&old, "rp", now, next_named(format!("r{i}-next")))
+                        .rotate_refresh(&old, "rp", now, next(format!("r{i}-next")))
                         .unwrap();
                     assert!(matches!(rotated, Rotation::Rotated(t) if t.token_hash == old));
                 });
@@ -402,15 +403,4 @@ fn concurrent_issues_and_rotations_all_land() {
             assert!(!unused(s, &format!("r{i}")));
         }
     });
-}
-
-/// A successor named `hash`.
-fn next_named(hash: String) -> Successor {
-    Box::new(move |old| {
-        Some(RefreshToken {
-            token_hash: hash.clone(),
-            used_at: None,
-            ..old.clone()
-        })
-    })
 }
