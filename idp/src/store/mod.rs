@@ -151,7 +151,7 @@ pub trait RefreshTokenStore {
     /// Stores a new refresh token unless its subject or client no longer exists, which is
     /// Ok(false) and stores nothing. The foreign keys are the check, so the code exchange
     /// needs no read before it.
-    fn issue_refresh(&self, t: &RefreshToken) -> StoreResult<bool>;
+    fn issue_refresh(&self, t: RefreshToken) -> StoreResult<bool>;
     /// The refresh grant in one transaction: spends the live token `token_hash` of
     /// `client_id` (a conditional UPDATE, so two concurrent callers cannot both rotate),
     /// checks that its subject and grant still exist, and stores `successor(spent)`. Anything

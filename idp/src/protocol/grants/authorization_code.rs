@@ -84,7 +84,7 @@ pub async fn exchange(
                 }
                 return Ok(Some(Some((subject, person))));
             }
-            let exists = match &row {
+            let exists = match row {
                 Some(row) => s.issue_refresh(row)?,
                 None => s.find_subject(&sub)?.is_some(),
             };

@@ -345,7 +345,7 @@ impl RefreshTokenStore for SqlStore {
     }
 
     /// Committed together with the rotations and issues that arrive meanwhile (`rotation.rs`).
-    fn issue_refresh(&self, t: &RefreshToken) -> StoreResult<bool> {
+    fn issue_refresh(&self, t: RefreshToken) -> StoreResult<bool> {
         self.issue_grouped(t)
     }
 

@@ -52,21 +52,21 @@ fn issue_refresh_stores_only_for_a_live_subject_and_client() {
     each(|s| {
         seed(s);
         assert!(s
-            .issue_refresh(&refresh("h2", "fam-2", "rp", "sub-1"))
+            .issue_refresh(refresh("h2", "fam-2", "rp", "sub-1"))
             .unwrap());
         assert!(unused(s, "h2"));
         assert!(!s
-            .issue_refresh(&refresh("h3", "fam-3", "rp", "sub-gone"))
+            .issue_refresh(refresh("h3", "fam-3", "rp", "sub-gone"))
             .unwrap());
         assert!(!s
-            .issue_refresh(&refresh("h4", "fam-4", "rp-gone", "sub-1"))
+            .issue_refresh(refresh("h4", "fam-4", "rp-gone", "sub-1"))
             .unwrap());
         for gone in ["h3", "h4"] {
             assert_eq!(s.find_refresh(gone).unwrap(), None, "{gone} was not stored");
         }
         // A token that exists already is still a conflict, not a quiet false.
         assert!(s
-            .issue_refresh(&refresh("h2", "fam-2", "rp", "sub-1"))
+            .issue_refresh(refresh("h2", "fam-2", "rp", "sub-1"))
             .is_err());
     });
 }
@@ -385,7 +385,7 @@ fn concurrent_issues_and_rotations_all_land() {
                 scope.spawn(move || {
                     barrier.wait();
                     let token = refresh(&format!("i{i}"), &format!("fam-i{i}"), "rp", "sub-1");
-                    assert!(s.issue_refresh(&token).unwrap(), "i{i}");
+                    assert!(s.issue_refresh(token).unwrap(), "i{i}");
                 });
                 scope.spawn(move || {
                     barrier.wait();

@@ -122,8 +122,8 @@ impl Job {
         })
     }
 
-    fn issue(token: &RefreshToken) -> Arc<Self> {
-        Self::new(Work::Issue(token.clone()))
+    fn issue(token: RefreshToken) -> Arc<Self> {
+        Self::new(Work::Issue(token))
     }
 
     fn new(work: Work) -> Arc<Self> {
@@ -183,14 +183,14 @@ impl SqlStore {
 
     /// Stores a family's first token with the writes that arrive meanwhile; Ok(false) if
     /// its subject or client is gone (see the module documentation).
-    pub(super) fn issue_grouped(&self, token: &RefreshToken) -> StoreResult<bool> {
+    pub(super) fn issue_grouped(&self, token: RefreshToken) -> StoreResult<bool> {
         let job = Job::issue(token);
         match self.grouped(&job) {
             Some(answer) => match answer? {
                 Answer::Issued => Ok(true),
                 Answer::Rotation(_) => Err(mismatched()),
             },
-            None => self.issue_single(token),
+            None => self.issue_alone(&job),
         }
     }
 
@@ -245,6 +245,13 @@ impl SqlStore {
                 self.rotate_single(token_hash, client_id, *now, &mut *successor)
             }
             Work::Issue(_) => Err(mismatched()),
+        }
+    }
+
+    fn issue_alone(&self, job: &Job) -> StoreResult<bool> {
+        match &job.work {
+            Work::Issue(token) => self.issue_single(token),
+            Work::Rotate { .. } => Err(mismatched()),
         }
     }
 
@@ -462,7 +469,7 @@ impl SqlStore {
             .into_iter()
             .map(|(hash, client, now, successor)| Job::rotate(hash, client, now, successor))
             .collect();
-        let issues: Vec<Arc<Job>> = issues.iter().map(Job::issue).collect();
+        let issues: Vec<Arc<Job>> = issues.iter().cloned().map(Job::issue).collect();
         // Interleaved, so that the answers must be matched to jobs by kind.
         let mut batch = Vec::new();
         let (mut r, mut i) = (rotations.iter(), issues.iter());
@@ -489,13 +496,13 @@ impl SqlStore {
             .collect();
         let issued = issues
             .iter()
-            .map(|j| match (j.wait(), &j.work) {
-                (Slot::Done(answer), _) => match (*answer)? {
+            .map(|j| match j.wait() {
+                Slot::Done(answer) => match (*answer)? {
                     Answer::Issued => Ok(true),
                     Answer::Rotation(_) => Err(mismatched()),
                 },
-                (Slot::Alone, Work::Issue(t)) => self.issue_single(t),
-                _ => panic!("a batch answers or leaves alone"),
+                Slot::Alone => self.issue_alone(j),
+                Slot::Lead(_) | Slot::Waiting => panic!("a batch answers or leaves alone"),
             })
             .collect();
         (rotated, issued)
