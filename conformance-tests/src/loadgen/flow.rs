@@ -5,10 +5,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use http::Method;
 use url::Url;
 
-use super::target::{Failure, Target, TokenAnswer};
+use super::conn::Conn;
+use super::target::{origin_form, Failure, Target, TokenAnswer};
 
 /// Most steps a flow may take before it is declared stuck.
 const MAX_STEPS: usize = 12;
@@ -338,6 +341,7 @@ enum Step {
 /// the PKCE verifier. `requests` counts every HTTP request sent.
 pub async fn authorize(
     t: &Target,
+    conn: &mut Conn,
     jar: &mut Jar,
     prompt: Option<&str>,
     mode: Mode,
@@ -365,27 +369,28 @@ pub async fn authorize(
     let mut what = "authorize";
     let mut signed_in = false;
     for _ in 0..MAX_STEPS {
-        let (page_url, req) = match step {
-            Step::Get(u) => (u.clone(), t.http.get(u)),
-            Step::Post(u, body) => (
-                u.clone(),
-                t.http
-                    .post(u)
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body),
-            ),
+        let (page_url, method, body) = match step {
+            Step::Get(u) => (u, Method::GET, Bytes::new()),
+            Step::Post(u, body) => (u, Method::POST, Bytes::from(body)),
         };
-        let req = match jar.header_for(page_url.path()) {
-            Some(c) => req.header(COOKIE, c),
-            None => req,
-        };
+        let target = origin_form(&page_url).map_err(|e| Failure::malformed(what, &e))?;
+        let mut req = t.http.request(method.clone(), target);
+        if method == Method::POST {
+            req = req.header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+        }
+        if let Some(c) = jar.header_for(page_url.path()) {
+            req = req.header(COOKIE, c);
+        }
         *requests += 1;
-        let r = req.send().await.map_err(|e| Failure::transport(what, &e))?;
-        let status = r.status().as_u16();
-        jar.store(r.headers());
+        let r = t.send(conn, what, req, body).await?;
+        let status = r.status;
+        jar.store(&r.headers);
         if (300..400).contains(&status) {
             let loc = r
-                .headers()
+                .headers
                 .get(LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .ok_or_else(|| Failure::malformed(what, "redirect without Location"))?;
@@ -398,16 +403,14 @@ pub async fn authorize(
             if loc.origin() != t.base.origin() {
                 return Err(Failure::malformed(what, "redirect to an unexpected origin"));
             }
-            // Drain the (small) body so the connection is reused.
-            let _ = r.bytes().await;
             step = Step::Get(loc);
             what = "follow";
             continue;
         }
-        let body = r.text().await.map_err(|e| Failure::transport(what, &e))?;
         if status != 200 {
-            return Err(Failure::status(what, status, body.as_bytes()));
+            return Err(Failure::status(what, status, &r.body));
         }
+        let body = String::from_utf8_lossy(&r.body);
         let form = Form::parse(&body)
             .ok_or_else(|| Failure::malformed(what, "a page without a form on the way"))?;
         let action = page_url
@@ -464,34 +467,50 @@ pub async fn authorize(
 }
 
 /// A whole flow in a new browser: authorize, sign in, consent, code, token.
-pub async fn fresh(t: &Target, requests: &mut u64) -> Result<TokenAnswer, Failure> {
+pub async fn fresh(
+    t: &Target,
+    conn: &mut Conn,
+    requests: &mut u64,
+) -> Result<TokenAnswer, Failure> {
     let mut jar = Jar::default();
-    fresh_keeping(t, &mut jar, requests).await
+    fresh_keeping(t, conn, &mut jar, requests).await
 }
 
 /// Same, keeping the browser's cookies (its session) in `jar`.
 pub async fn fresh_keeping(
     t: &Target,
+    conn: &mut Conn,
     jar: &mut Jar,
     requests: &mut u64,
 ) -> Result<TokenAnswer, Failure> {
-    let (code, verifier) =
-        authorize(t, jar, t.fresh_prompt.as_deref(), Mode::Fresh, requests).await?;
+    let (code, verifier) = authorize(
+        t,
+        conn,
+        jar,
+        t.fresh_prompt.as_deref(),
+        Mode::Fresh,
+        requests,
+    )
+    .await?;
     *requests += 1;
-    t.exchange_code(&code, &verifier).await
+    t.exchange_code(conn, &code, &verifier).await
 }
 
 /// A flow with the browser's existing session: authorize, code, token.
-pub async fn sso(t: &Target, jar: &mut Jar, requests: &mut u64) -> Result<TokenAnswer, Failure> {
-    let (code, verifier) = authorize(t, jar, None, Mode::Sso, requests).await?;
+pub async fn sso(
+    t: &Target,
+    conn: &mut Conn,
+    jar: &mut Jar,
+    requests: &mut u64,
+) -> Result<TokenAnswer, Failure> {
+    let (code, verifier) = authorize(t, conn, jar, None, Mode::Sso, requests).await?;
     *requests += 1;
-    t.exchange_code(&code, &verifier).await
+    t.exchange_code(conn, &code, &verifier).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     fn headers(set_cookies: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();

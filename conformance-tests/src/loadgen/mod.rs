@@ -4,8 +4,8 @@
 //! timeout, a broken flow), never hiding one.
 //!
 //! A virtual user is a tokio task with its own state (its refresh-token chain, its browser
-//! session) and its own counters; all share one keep-alive connection pool, and merge their
-//! histograms at the end. Set-up (flows that obtain tokens or a session) and warm-up are not
+//! session), its own keep-alive connection ([`conn`]) and its own counters; users merge
+//! their histograms at the end. Set-up (flows that obtain tokens or a session) and warm-up are not
 //! measured; a barrier starts the measured part of every user at once.
 //!
 //! ```sh
@@ -15,6 +15,7 @@
 //! ```
 
 pub mod args;
+pub mod conn;
 pub mod flow;
 pub mod stats;
 pub mod target;
@@ -23,10 +24,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderValue;
+use http::header::HeaderValue;
 use tokio::sync::Barrier;
 
 pub use args::{Args, Config, Scenario};
+pub use conn::Conn;
 pub use stats::{Counters, RunReport, ScenarioReport};
 pub use target::{Failure, Target};
 
@@ -71,20 +73,25 @@ async fn shared_access_token(cfg: &Config, t: &Target) -> Result<Arc<str>, Failu
         return Ok(at.as_str().into());
     }
     let mut n = 0;
-    let a = flow::fresh(t, &mut n).await?;
+    let a = flow::fresh(t, &mut Conn::default(), &mut n).await?;
     Ok(a.access_token.into())
 }
 
-async fn setup(t: &Target, plan: &Plan, shared: &Shared) -> Result<VuState, Failure> {
+async fn setup(
+    t: &Target,
+    conn: &mut Conn,
+    plan: &Plan,
+    shared: &Shared,
+) -> Result<VuState, Failure> {
     let mut n = 0;
     Ok(match plan.scenario {
         Scenario::Refresh => match &plan.refresh_token {
             Some(rt) => VuState::Refresh(rt.clone()),
-            None => VuState::Refresh(seed_refresh(t, &mut n).await?),
+            None => VuState::Refresh(seed_refresh(t, conn, &mut n).await?),
         },
         Scenario::FlowSso => {
             let mut jar = Jar::default();
-            flow::fresh_keeping(t, &mut jar, &mut n).await?;
+            flow::fresh_keeping(t, conn, &mut jar, &mut n).await?;
             VuState::Session(jar)
         }
         Scenario::Introspect | Scenario::Userinfo => {
@@ -106,8 +113,8 @@ async fn setup(t: &Target, plan: &Plan, shared: &Shared) -> Result<VuState, Fail
 }
 
 /// A fresh flow that must yield a refresh token.
-async fn seed_refresh(t: &Target, requests: &mut u64) -> Result<String, Failure> {
-    flow::fresh(t, requests)
+async fn seed_refresh(t: &Target, conn: &mut Conn, requests: &mut u64) -> Result<String, Failure> {
+    flow::fresh(t, conn, requests)
         .await?
         .refresh_token
         .ok_or_else(|| {
@@ -122,6 +129,7 @@ async fn seed_refresh(t: &Target, requests: &mut u64) -> Result<String, Failure>
 /// One iteration; HTTP requests are counted in `requests`.
 async fn iteration(
     t: &Target,
+    conn: &mut Conn,
     sc: Scenario,
     st: &mut VuState,
     requests: &mut u64,
@@ -129,19 +137,19 @@ async fn iteration(
     match (sc, st) {
         (Scenario::Discovery, _) => {
             *requests += 1;
-            t.discovery().await
+            t.discovery(conn).await
         }
         (Scenario::Jwks, _) => {
             *requests += 1;
-            t.jwks().await
+            t.jwks(conn).await
         }
         (Scenario::ClientCredentials, _) => {
             *requests += 1;
-            t.client_credentials().await
+            t.client_credentials(conn).await
         }
         (Scenario::Refresh, VuState::Refresh(rt)) => {
             *requests += 1;
-            let a = t.refresh(rt).await?;
+            let a = t.refresh(conn, rt).await?;
             if let Some(new) = a.refresh_token {
                 *rt = new;
             }
@@ -149,14 +157,16 @@ async fn iteration(
         }
         (Scenario::Introspect, VuState::Token(at)) => {
             *requests += 1;
-            t.introspect(at).await
+            t.introspect(conn, at).await
         }
         (Scenario::Userinfo, VuState::Bearer(h)) => {
             *requests += 1;
-            t.userinfo(h).await
+            t.userinfo(conn, h).await
         }
-        (Scenario::FlowFresh, _) => flow::fresh(t, requests).await.map(|_| ()),
-        (Scenario::FlowSso, VuState::Session(jar)) => flow::sso(t, jar, requests).await.map(|_| ()),
+        (Scenario::FlowFresh, _) => flow::fresh(t, conn, requests).await.map(|_| ()),
+        (Scenario::FlowSso, VuState::Session(jar)) => {
+            flow::sso(t, conn, jar, requests).await.map(|_| ())
+        }
         _ => Err(Failure::new("internal", "scenario without its state")),
     }
 }
@@ -167,21 +177,22 @@ fn take_one(remaining: &Option<Arc<AtomicI64>>) -> bool {
         .is_none_or(|r| r.fetch_sub(1, Ordering::Relaxed) > 0)
 }
 
-/// Runs iterations until `deadline` (or the shared budget runs out), recording into `c`.
+/// Runs iterations from `span.start` until `span.end` (or until the shared budget runs
+/// out), recording into `c`.
 ///
 /// Closed loop by default (next iteration when the last one ended). With an `interval` the
-/// loop is open: iteration k is due at `first + k * interval` and its latency counts from
-/// then, so a slow answer that delays the next ones shows up in their latency too.
+/// loop is open: iteration k is due at `span.start + k * interval` and its latency counts
+/// from then, so a slow answer that delays the next ones shows up in their latency too.
 async fn drive(
     t: &Target,
+    conn: &mut Conn,
     plan: &Plan,
     st: &mut VuState,
-    first: Instant,
-    deadline: Instant,
+    span: std::ops::Range<Instant>,
     remaining: &Option<Arc<AtomicI64>>,
     c: &mut Counters,
 ) {
-    let mut due = first;
+    let (mut due, deadline) = (span.start, span.end);
     while Instant::now() < deadline && take_one(remaining) {
         let t0 = match plan.interval {
             Some(every) => {
@@ -195,7 +206,7 @@ async fn drive(
             }
             None => Instant::now(),
         };
-        match iteration(t, plan.scenario, st, &mut c.requests).await {
+        match iteration(t, conn, plan.scenario, st, &mut c.requests).await {
             Ok(()) => {
                 c.latency.record(t0.elapsed());
                 c.ok += 1;
@@ -209,7 +220,7 @@ async fn drive(
                     && plan.refresh_token.is_none()
                 {
                     let mut n = 0;
-                    match seed_refresh(t, &mut n).await {
+                    match seed_refresh(t, conn, &mut n).await {
                         Ok(rt) => {
                             *st = VuState::Refresh(rt);
                             c.reseeds += 1;
@@ -238,7 +249,9 @@ async fn virtual_user(
         .map(|every| every.mul_f64(index as f64 / plan.vus as f64))
         .unwrap_or_default();
     let mut c = Counters::default();
-    let st = setup(&t, &plan, &shared).await;
+    // The user's own connection, for set-up, warm-up and the measured part alike.
+    let mut conn = Conn::default();
+    let st = setup(&t, &mut conn, &plan, &shared).await;
     let mut st = match st {
         Ok(mut st) => {
             if !plan.warmup.is_zero() {
@@ -246,10 +259,10 @@ async fn virtual_user(
                 let now = Instant::now();
                 drive(
                     &t,
+                    &mut conn,
                     &plan,
                     &mut st,
-                    now + offset,
-                    now + plan.warmup,
+                    now + offset..now + plan.warmup,
                     &None,
                     &mut w,
                 )
@@ -269,10 +282,10 @@ async fn virtual_user(
         let deadline = now + plan.duration;
         drive(
             &t,
+            &mut conn,
             &plan,
             st,
-            now + offset,
-            deadline,
+            now + offset..deadline,
             &plan.remaining,
             &mut c,
         )

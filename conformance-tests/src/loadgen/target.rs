@@ -1,15 +1,18 @@
-//! The provider under load: one keep-alive HTTP client, resolved endpoint URLs, prepared
-//! headers and bodies, and the checks that decide whether an answer counts as a success.
-
-use std::time::Duration;
+//! The provider under load: its origin, resolved endpoint URLs, prepared headers and bodies,
+//! and the checks that decide whether an answer counts as a success. Requests go on the
+//! calling virtual user's own connection ([`Conn`]).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Uri};
+use http_body_util::Full;
 use serde::Deserialize;
 use url::Url;
 
 use super::args::Config;
+use super::conn::{Client, Conn, Reply};
 
 /// Why an iteration failed. `kind` groups errors in the report (it names no secret);
 /// `detail` is one sample message.
@@ -25,18 +28,6 @@ impl Failure {
             kind: kind.into(),
             detail: detail.into(),
         }
-    }
-
-    /// A transport-level failure (connect, reset, timeout).
-    pub fn transport(what: &str, e: &reqwest::Error) -> Self {
-        let kind = if e.is_timeout() {
-            "timeout"
-        } else if e.is_connect() {
-            "connect"
-        } else {
-            "transport"
-        };
-        Failure::new(kind, format!("{what}: {e}"))
     }
 
     /// A non-2xx answer; the kind carries the OAuth `error` code when the body has one.
@@ -115,7 +106,7 @@ struct UserinfoCheck<'a> {
 
 /// Resolved endpoints and prepared request parts.
 pub struct Target {
-    pub http: reqwest::Client,
+    pub http: Client,
     pub base: Url,
     pub discovery: Url,
     pub jwks: Url,
@@ -132,8 +123,25 @@ pub struct Target {
     pub password: String,
     pub fresh_prompt: Option<String>,
     /// `grant_type=client_credentials[&scope=..]`, built once.
-    cc_body: String,
+    cc_body: Bytes,
     form_type: HeaderValue,
+    /// The fixed endpoints in origin form (path and query), parsed once.
+    discovery_target: Uri,
+    jwks_target: Uri,
+    token_target: Uri,
+    introspect_target: Uri,
+    userinfo_target: Uri,
+}
+
+/// The path and query of `u`: the request target sent to the provider's origin.
+pub fn origin_form(u: &Url) -> Result<Uri, String> {
+    let target = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    target
+        .parse()
+        .map_err(|e| format!("bad request target `{target}`: {e}"))
 }
 
 /// RFC 6749 §2.3.1: both parts form-urlencoded before base64.
@@ -156,22 +164,20 @@ impl Target {
     /// listed in discovery (its path and query, on the --url origin), else Propusk's path.
     pub async fn connect(cfg: &Config) -> Result<Target, String> {
         let a = &cfg.args;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(a.vus.saturating_mul(2).max(8))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .timeout(a.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = Client::new(&cfg.base, a.timeout)?;
         let base = cfg.base.clone();
         let join = |p: &str| base.join(p).map_err(|e| format!("bad path `{p}`: {e}"));
         let discovery = join(&a.discovery_path)?;
-        let doc: Option<Discovery> = match http.get(discovery.clone()).send().await {
-            Ok(r) if r.status().is_success() => r.json().await.ok(),
-            _ => None,
+        let discovery_target = origin_form(&discovery)?;
+        let doc: Option<Discovery> = {
+            let req = http
+                .request(Method::GET, discovery_target.clone())
+                .body(Full::default())
+                .map_err(|e| format!("discovery request: {e}"))?;
+            match Conn::default().send(&http, "discovery", req).await {
+                Ok(r) if (200..300).contains(&r.status) => serde_json::from_slice(&r.body).ok(),
+                _ => None,
+            }
         };
         // Keep the endpoint's path and query but always talk to --url's origin.
         let on_base = |u: &Option<String>| -> Option<String> {
@@ -206,24 +212,33 @@ impl Target {
         if let Some(s) = a.cc_scope.as_deref().filter(|s| !s.is_empty()) {
             cc.push(("scope", s));
         }
+        let jwks = pick(&a.jwks_path, d.map(|d| &d.jwks_uri), "/jwks")?;
+        let token = pick(&a.token_path, d.map(|d| &d.token_endpoint), "/token")?;
+        let introspect = pick(
+            &a.introspect_path,
+            d.map(|d| &d.introspection_endpoint),
+            "/introspect",
+        )?;
+        let userinfo = pick(
+            &a.userinfo_path,
+            d.map(|d| &d.userinfo_endpoint),
+            "/userinfo",
+        )?;
         Ok(Target {
-            jwks: pick(&a.jwks_path, d.map(|d| &d.jwks_uri), "/jwks")?,
-            token: pick(&a.token_path, d.map(|d| &d.token_endpoint), "/token")?,
+            jwks_target: origin_form(&jwks)?,
+            token_target: origin_form(&token)?,
+            introspect_target: origin_form(&introspect)?,
+            userinfo_target: origin_form(&userinfo)?,
+            discovery_target,
+            jwks,
+            token,
             authorize: pick(
                 &a.authorize_path,
                 d.map(|d| &d.authorization_endpoint),
                 "/authorize",
             )?,
-            introspect: pick(
-                &a.introspect_path,
-                d.map(|d| &d.introspection_endpoint),
-                "/introspect",
-            )?,
-            userinfo: pick(
-                &a.userinfo_path,
-                d.map(|d| &d.userinfo_endpoint),
-                "/userinfo",
-            )?,
+            introspect,
+            userinfo,
             discovery,
             base,
             http,
@@ -234,7 +249,7 @@ impl Target {
             login: a.login.clone(),
             password: a.password.clone(),
             fresh_prompt: a.fresh_prompt.clone().filter(|p| !p.is_empty()),
-            cc_body: form(&cc),
+            cc_body: Bytes::from(form(&cc)),
             form_type: HeaderValue::from_static("application/x-www-form-urlencoded"),
         })
     }
@@ -247,35 +262,57 @@ impl Target {
         )
     }
 
-    /// Sends a request, reads the whole body and checks it; non-2xx is a failure.
-    async fn call<T>(
+    /// Sends a request on `conn`, reads the whole body and checks it; non-2xx is a failure.
+    pub async fn call<T>(
         &self,
+        conn: &mut Conn,
         what: &str,
-        req: reqwest::RequestBuilder,
+        req: http::request::Builder,
+        body: Bytes,
         check: impl FnOnce(&[u8]) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let r = req.send().await.map_err(|e| Failure::transport(what, &e))?;
-        let status = r.status().as_u16();
-        let body = r.bytes().await.map_err(|e| Failure::transport(what, &e))?;
-        if !(200..300).contains(&status) {
-            return Err(Failure::status(what, status, &body));
+        let r = self.send(conn, what, req, body).await?;
+        if !(200..300).contains(&r.status) {
+            return Err(Failure::status(what, r.status, &r.body));
         }
-        check(&body)
+        check(&r.body)
+    }
+
+    /// Sends a request on `conn` and returns the whole answer, whatever its status.
+    pub async fn send(
+        &self,
+        conn: &mut Conn,
+        what: &str,
+        req: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| Failure::new("internal", format!("{what}: request: {e}")))?;
+        conn.send(&self.http, what, req).await
+    }
+
+    fn get(&self, target: &Uri) -> http::request::Builder {
+        self.http.request(Method::GET, target.clone())
+    }
+
+    fn post_form(&self, target: &Uri) -> http::request::Builder {
+        self.http
+            .request(Method::POST, target.clone())
+            .header(CONTENT_TYPE, self.form_type.clone())
     }
 
     /// POSTs a form to the token/introspection endpoint with the client's authentication
     /// (Basic when there is a secret, else `client_id` in the body).
     async fn post_client<T>(
         &self,
+        conn: &mut Conn,
         what: &str,
-        url: &Url,
+        target: &Uri,
         body: String,
         check: impl FnOnce(&[u8]) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let mut req = self
-            .http
-            .post(url.clone())
-            .header(CONTENT_TYPE, self.form_type.clone());
+        let mut req = self.post_form(target);
         let body = match &self.basic {
             Some(b) => {
                 req = req.header(AUTHORIZATION, b.clone());
@@ -288,24 +325,32 @@ impl Target {
                 s
             }
         };
-        self.call(what, req.body(body), check).await
+        self.call(conn, what, req, Bytes::from(body), check).await
     }
 
-    pub async fn discovery(&self) -> Result<(), Failure> {
-        self.call("discovery", self.http.get(self.discovery.clone()), |body| {
-            match serde_json::from_slice::<DiscoveryCheck>(body) {
+    pub async fn discovery(&self, conn: &mut Conn) -> Result<(), Failure> {
+        let req = self.get(&self.discovery_target);
+        self.call(
+            conn,
+            "discovery",
+            req,
+            Bytes::new(),
+            |body| match serde_json::from_slice::<DiscoveryCheck>(body) {
                 Ok(d) if !d.issuer.is_empty() => Ok(()),
                 Ok(_) => Err(Failure::malformed("discovery", "empty issuer")),
                 Err(e) => Err(Failure::malformed("discovery", &e.to_string())),
-            }
-        })
+            },
+        )
         .await
     }
 
-    pub async fn jwks(&self) -> Result<(), Failure> {
+    pub async fn jwks(&self, conn: &mut Conn) -> Result<(), Failure> {
+        let req = self.get(&self.jwks_target);
         self.call(
+            conn,
             "jwks",
-            self.http.get(self.jwks.clone()),
+            req,
+            Bytes::new(),
             |body| match serde_json::from_slice::<JwksCheck>(body) {
                 Ok(j) if !j.keys.is_empty() => Ok(()),
                 Ok(_) => Err(Failure::malformed("jwks", "no keys")),
@@ -329,39 +374,45 @@ impl Target {
         Ok(t)
     }
 
-    pub async fn client_credentials(&self) -> Result<(), Failure> {
+    pub async fn client_credentials(&self, conn: &mut Conn) -> Result<(), Failure> {
         let Some(b) = &self.basic else {
             return Err(Failure::new(
                 "client-credentials: no secret",
                 "no client secret",
             ));
         };
-        self.call(
-            "token",
-            self.http
-                .post(self.token.clone())
-                .header(CONTENT_TYPE, self.form_type.clone())
-                .header(AUTHORIZATION, b.clone())
-                .body(self.cc_body.clone()),
-            |body| Self::token_answer("token", body).map(|_| ()),
-        )
+        let req = self
+            .post_form(&self.token_target)
+            .header(AUTHORIZATION, b.clone());
+        self.call(conn, "token", req, self.cc_body.clone(), |body| {
+            Self::token_answer("token", body).map(|_| ())
+        })
         .await
     }
 
     /// Refreshes; returns the answer (with the rotated refresh token, if the provider rotates).
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenAnswer, Failure> {
+    pub async fn refresh(
+        &self,
+        conn: &mut Conn,
+        refresh_token: &str,
+    ) -> Result<TokenAnswer, Failure> {
         let body = form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ]);
-        self.post_client("token", &self.token, body, |b| {
+        self.post_client(conn, "token", &self.token_target, body, |b| {
             Self::token_answer("token", b)
         })
         .await
     }
 
     /// Exchanges a code (PKCE) and checks the answer; an ID token is required for `openid`.
-    pub async fn exchange_code(&self, code: &str, verifier: &str) -> Result<TokenAnswer, Failure> {
+    pub async fn exchange_code(
+        &self,
+        conn: &mut Conn,
+        code: &str,
+        verifier: &str,
+    ) -> Result<TokenAnswer, Failure> {
         let body = form(&[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -369,7 +420,7 @@ impl Target {
             ("redirect_uri", self.redirect_uri.as_str()),
         ]);
         let t = self
-            .post_client("token", &self.token, body, |b| {
+            .post_client(conn, "token", &self.token_target, body, |b| {
                 Self::token_answer("token", b)
             })
             .await?;
@@ -381,30 +432,30 @@ impl Target {
         Ok(t)
     }
 
-    pub async fn introspect(&self, token: &str) -> Result<(), Failure> {
+    pub async fn introspect(&self, conn: &mut Conn, token: &str) -> Result<(), Failure> {
         let body = form(&[("token", token)]);
-        self.post_client(
-            "introspect",
-            &self.introspect,
-            body,
-            |b| match serde_json::from_slice::<IntrospectCheck>(b) {
+        self.post_client(conn, "introspect", &self.introspect_target, body, |b| {
+            match serde_json::from_slice::<IntrospectCheck>(b) {
                 Ok(i) if i.active => Ok(()),
                 Ok(_) => Err(Failure::malformed(
                     "introspect",
                     "active=false for a live token",
                 )),
                 Err(e) => Err(Failure::malformed("introspect", &e.to_string())),
-            },
-        )
+            }
+        })
         .await
     }
 
-    pub async fn userinfo(&self, bearer: &HeaderValue) -> Result<(), Failure> {
+    pub async fn userinfo(&self, conn: &mut Conn, bearer: &HeaderValue) -> Result<(), Failure> {
+        let req = self
+            .get(&self.userinfo_target)
+            .header(AUTHORIZATION, bearer.clone());
         self.call(
+            conn,
             "userinfo",
-            self.http
-                .get(self.userinfo.clone())
-                .header(AUTHORIZATION, bearer.clone()),
+            req,
+            Bytes::new(),
             |body| match serde_json::from_slice::<UserinfoCheck>(body) {
                 Ok(u) if !u.sub.is_empty() => Ok(()),
                 Ok(_) => Err(Failure::malformed("userinfo", "empty sub")),
