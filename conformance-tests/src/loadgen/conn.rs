@@ -364,6 +364,13 @@ mod tests {
             .unwrap()
     }
 
+    /// The failure of one request to `url` on a new connection.
+    async fn failure(url: &Url, timeout: Duration) -> Failure {
+        let client = Client::new(url, timeout).unwrap();
+        let sent = Conn::default().send(&client, "t", get(&client)).await;
+        sent.err().expect("the request must fail")
+    }
+
     #[tokio::test]
     async fn one_connection_carries_many_requests() {
         let (url, accepted) = server(Serve::KeepAliveThenClose(100)).await;
@@ -405,12 +412,7 @@ mod tests {
     #[tokio::test]
     async fn a_silent_server_is_a_timeout() {
         let (url, _) = server(Serve::Silent).await;
-        let client = Client::new(&url, Duration::from_millis(200)).unwrap();
-        let f = Conn::default()
-            .send(&client, "t", get(&client))
-            .await
-            .err()
-            .unwrap();
+        let f = failure(&url, Duration::from_millis(200)).await;
         assert_eq!(f.kind, "timeout");
     }
 
@@ -433,12 +435,7 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
-        let client = Client::new(&url, Duration::from_secs(2)).unwrap();
-        let f = Conn::default()
-            .send(&client, "t", get(&client))
-            .await
-            .err()
-            .unwrap();
+        let f = failure(&url, Duration::from_secs(2)).await;
         assert_eq!(f.kind, "connect");
     }
 
