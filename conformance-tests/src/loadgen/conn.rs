@@ -195,30 +195,25 @@ impl Conn {
         mut req: Request<Full<Bytes>>,
     ) -> Result<Reply, Failure> {
         // A kept connection may have been closed by the server meanwhile: then the request
-        // was not sent and goes once more on a new connection.
-        let mut reused = true;
+        // was not sent and goes once more, on a new connection.
+        let mut reused = self.live.is_some();
         loop {
             let live = match self.live.as_mut() {
                 Some(live) => live,
-                None => {
-                    reused = false;
-                    self.live.insert(client.connect(what).await?)
-                }
+                None => self.live.insert(client.connect(what).await?),
             };
             let (outcome, open) = round_trip(live, req).await;
             if !open {
                 self.live = None;
             }
-            return match outcome {
-                Ok(reply) => Ok(reply),
+            match outcome {
                 Err(Trip::NotSent(back, _)) if reused => {
-                    self.live = None;
                     req = *back;
                     reused = false;
-                    continue;
                 }
-                Err(Trip::NotSent(_, e) | Trip::Failed(e)) => Err(transport(what, &e)),
-            };
+                Err(Trip::NotSent(_, e) | Trip::Failed(e)) => return Err(transport(what, &e)),
+                Ok(reply) => return Ok(reply),
+            }
         }
     }
 }
@@ -246,7 +241,9 @@ async fn round_trip(live: &mut Live, req: Request<Full<Bytes>>) -> (Result<Reply
     (outcome, open)
 }
 
-/// [`round_trip`]'s exchange; false when the connection ended before it.
+/// [`round_trip`]'s exchange (a function of its own so that the request future's borrow of
+/// the sender ends before the sender is asked whether it is closed); false when the
+/// connection ended before the exchange did.
 async fn exchange_on(live: &mut Live, req: Request<Full<Bytes>>) -> (Result<Reply, Trip>, bool) {
     let Live { sender, driver } = live;
     let work = async {
