@@ -265,6 +265,46 @@ mod tests {
         }
     }
 
+    /// A worker's copy (`Ephemeral::for_worker`) sees what the original stores and the
+    /// other way round, working on a thread with its own single-threaded runtime as an HTTP
+    /// worker does; the original keeps answering after that runtime (and with it the copy's
+    /// connection) is gone.
+    #[tokio::test]
+    async fn a_worker_copy_shares_the_data() {
+        for b in backends().await {
+            let e = b.eph.clone();
+            let copy = e.for_worker().unwrap_or_else(|| e.clone());
+            e.put("w", b"from the original", MINUTE).await.unwrap();
+            let seen = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let seen = copy.get("w").await.unwrap();
+                    copy.put("w2", b"from the worker", MINUTE).await.unwrap();
+                    seen
+                })
+            })
+            .join()
+            .unwrap();
+            assert_eq!(seen.as_deref(), Some(&b"from the original"[..]), "{e:?}");
+            assert_eq!(
+                e.get("w2").await.unwrap().as_deref(),
+                Some(&b"from the worker"[..])
+            );
+        }
+    }
+
+    /// Only the Redis store keeps per-worker connections; the in-process one is shared.
+    #[tokio::test]
+    async fn only_redis_makes_worker_copies() {
+        for b in backends().await {
+            let redis = format!("{:?}", b.eph).starts_with("RedisEphemeral");
+            assert_eq!(b.eph.for_worker().is_some(), redis, "{:?}", b.eph);
+        }
+    }
+
     #[tokio::test]
     async fn touch_extends_only_a_live_key() {
         for b in backends().await {

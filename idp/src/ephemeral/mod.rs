@@ -1,6 +1,7 @@
 //! Short-lived state with a TTL: authorization codes, login transactions, counters,
 //! revoked access-token ids. Redis in production, in-process when embedded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub mod memory;
@@ -19,6 +20,12 @@ pub type EphResult<T> = Result<T, EphemeralError>;
 
 #[async_trait::async_trait]
 pub trait Ephemeral: Send + Sync + std::fmt::Debug {
+    /// A copy for one HTTP worker thread, sharing the stored data but holding connections
+    /// of its own that are opened on that thread; `None` when one instance serves every
+    /// thread equally well (the in-process store).
+    fn for_worker(&self) -> Option<Arc<dyn Ephemeral>> {
+        None
+    }
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()>;
     /// Stores only if the key is absent; true if stored.

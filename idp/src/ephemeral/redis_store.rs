@@ -1,5 +1,11 @@
 //! Redis-backed ephemeral store, shared by every node. Values are never logged.
+//!
+//! Each HTTP worker thread talks to Redis over a connection of its own
+//! ([`Ephemeral::for_worker`]): the connection's driver task then runs on the same thread
+//! as the requests that use it, so a command and its answer never wait for another thread
+//! to be woken (with one shared connection, every command crossed threads twice).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -19,7 +25,10 @@ return v
 
 #[derive(Clone)]
 pub struct RedisEphemeral {
-    conn: ConnectionManager,
+    client: redis::Client,
+    /// Opened by `connect`, or on first use by a worker's copy (so that its driver task is
+    /// spawned on the worker's own runtime).
+    conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     prefix: String,
     incr: Script,
 }
@@ -46,20 +55,15 @@ impl RedisEphemeral {
     /// runs can share one Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, EphemeralError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(5))
-            .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
+        let conn = open(&client).await?;
         let prefix = if prefix.is_empty() || prefix.ends_with(':') {
             prefix.to_owned()
         } else {
             format!("{prefix}:")
         };
         Ok(Self {
-            conn,
+            client,
+            conn: Arc::new(tokio::sync::OnceCell::new_with(Some(conn))),
             prefix,
             incr: Script::new(INCR_WITH_TTL),
         })
@@ -68,12 +72,38 @@ impl RedisEphemeral {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// This copy's connection, opened on first use (a failed attempt is retried by the
+    /// next command).
+    async fn conn(&self) -> EphResult<ConnectionManager> {
+        self.conn
+            .get_or_try_init(|| open(&self.client))
+            .await
+            .cloned()
+    }
+}
+
+async fn open(client: &redis::Client) -> EphResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(5))
+        .set_response_timeout(Duration::from_secs(5))
+        .set_number_of_retries(3);
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(unavailable)
 }
 
 #[async_trait::async_trait]
 impl Ephemeral for RedisEphemeral {
+    fn for_worker(&self) -> Option<Arc<dyn Ephemeral>> {
+        Some(Arc::new(Self {
+            conn: Arc::new(tokio::sync::OnceCell::new()),
+            ..self.clone()
+        }))
+    }
+
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
@@ -85,7 +115,7 @@ impl Ephemeral for RedisEphemeral {
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let stored: Option<String> = redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
@@ -99,12 +129,12 @@ impl Ephemeral for RedisEphemeral {
     }
 
     async fn get(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         conn.get(self.key(key)).await.map_err(unavailable)
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         redis::cmd("PEXPIRE")
             .arg(self.key(key))
             .arg(ttl_ms(ttl))
@@ -114,7 +144,7 @@ impl Ephemeral for RedisEphemeral {
     }
 
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         redis::cmd("GETDEL")
             .arg(self.key(key))
             .query_async(&mut conn)
@@ -123,12 +153,12 @@ impl Ephemeral for RedisEphemeral {
     }
 
     async fn delete(&self, key: &str) -> EphResult<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         conn.del::<_, ()>(self.key(key)).await.map_err(unavailable)
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         self.incr
             .key(self.key(key))
             .arg(ttl_ms(ttl))

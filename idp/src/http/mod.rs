@@ -268,8 +268,17 @@ pub async fn serve(state: AppState, listener: std::net::TcpListener) -> std::io:
     let dev = state.cfg.dev;
     let data = web::Data::new(state);
     HttpServer::new(move || {
+        // Runs on each worker's own thread: a worker gets its own connections to the
+        // ephemeral store where that helps (see `Ephemeral::for_worker`).
+        let data = match data.eph.for_worker() {
+            Some(eph) => web::Data::new(AppState {
+                eph,
+                ..AppState::clone(&data)
+            }),
+            None => data.clone(),
+        };
         App::new()
-            .app_data(data.clone())
+            .app_data(data)
             .wrap(security_headers(dev))
             .configure(routes)
             .default_service(web::to(meta::not_found))

@@ -14,6 +14,21 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::StoreError;
 
+/// Runs `$body` with `$c` bound to the backend's own connection rather than the
+/// [`DbConnection`] that wraps both. Through the wrapper every execution writes the
+/// statement's SQL text again (to find its prepared statement by text); on the backend's
+/// own connection a statement whose type fixes its SQL is found by type, so hot statements
+/// go this way. `$body` is compiled once per backend.
+macro_rules! on_backend {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::store::sql::DbConnection::Pg($c) => $body,
+            $crate::store::sql::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+mod checkpoint;
 #[cfg(test)]
 mod credential_tests;
 mod credentials;
@@ -135,16 +150,25 @@ impl ManageConnection for DbManager {
     }
 }
 
-/// Applies [`SQLITE_PRAGMAS`] to each new SQLite connection.
+/// Applies [`SQLITE_PRAGMAS`] to each new SQLite connection, and leaves checkpoints to the
+/// store's checkpoint thread when it runs (`checkpoint.rs`).
 #[derive(Debug, Clone, Copy)]
-pub struct SqlitePragmas;
+pub struct SqlitePragmas {
+    background_checkpoints: bool,
+}
 
 impl CustomizeConnection<DbConnection, ConnectionError> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
         match conn {
-            DbConnection::Sqlite(c) => c
-                .batch_execute(SQLITE_PRAGMAS)
-                .map_err(ConnectionError::CouldntSetupConfiguration),
+            DbConnection::Sqlite(c) => {
+                c.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                if self.background_checkpoints {
+                    c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
+                Ok(())
+            }
             DbConnection::Pg(_) => Ok(()),
         }
     }
@@ -162,6 +186,8 @@ pub struct SqlStore {
     vault: Option<std::sync::Arc<keys::Vault>>,
     /// Refresh-token rotations waiting to be committed together (`rotation.rs`).
     rotations: std::sync::Arc<rotation::RotationQueue>,
+    /// Keeps a SQLite file's checkpoint thread running (`checkpoint.rs`).
+    _checkpoints: Option<checkpoint::Running>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -197,6 +223,7 @@ impl SqlStore {
         } else {
             pool_size
         };
+        let mut checkpoints = None;
         if kind == DbKind::Sqlite {
             if target == ":memory:" {
                 // Every connection would see its own empty database.
@@ -208,6 +235,9 @@ impl SqlStore {
                     })?;
                 }
             }
+            if target != ":memory:" {
+                checkpoints = checkpoint::start(&target);
+            }
         }
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
@@ -215,7 +245,9 @@ impl SqlStore {
             // connection that failed is dropped by `has_broken` instead.
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(SqlitePragmas))
+            .connection_customizer(Box::new(SqlitePragmas {
+                background_checkpoints: checkpoints.is_some(),
+            }))
             .build(DbManager { kind, target })
             .map_err(|e| StoreError::Db(format!("cannot open database: {e}")))?;
         Ok(SqlStore {
@@ -223,6 +255,7 @@ impl SqlStore {
             kind,
             vault: None,
             rotations: Default::default(),
+            _checkpoints: checkpoints,
         })
     }
 

@@ -136,13 +136,14 @@ impl SubjectStore for SqlStore {
             return Ok(None);
         }
         let vault = self.vault()?;
-        subjects::table
-            .find(id)
-            .select(SubjectRow::as_select())
-            .get_result(&mut *self.conn()?)
-            .optional()?
-            .map(|r| r.open(vault))
-            .transpose()
+        let row: Option<SubjectRow> = on_backend!(&mut *self.conn()?, |c| {
+            subjects::table
+                .find(id)
+                .select(SubjectRow::as_select())
+                .get_result(c)
+                .optional()
+        })?;
+        row.map(|r| r.open(vault)).transpose()
     }
 
     /// By the blind index of the login: the login itself is never compared in clear.
@@ -230,27 +231,29 @@ impl SessionStore for SqlStore {
             return Ok(None);
         }
         let cid = client_id.to_string();
-        let found: Option<SessionAtClientRow> = sessions::table
-            .left_join(
-                grants::table.on(grants::subject_id
-                    .eq(sessions::subject_id)
-                    .and(grants::client_id.eq(cid.clone()))),
-            )
-            .left_join(persons::table.on(persons::subject_id.eq(sessions::subject_id)))
-            .left_join(subjects::table.on(subjects::id.eq(sessions::subject_id)))
-            .left_join(client_levels::table.on(client_levels::client_id.eq(cid)))
-            .filter(sessions::id_hash.eq(id_hash))
-            .filter(sessions::ended_at.is_null())
-            .filter(sessions::expires_at.gt(to_db_time(now)))
-            .select((
-                SessionRow::as_select(),
-                (grants::scopes, grants::created_at, grants::updated_at).nullable(),
-                (persons::account_level, persons::status, persons::updated_at).nullable(),
-                subjects::updated_at.nullable(),
-                client_levels::min_account_level.nullable(),
-            ))
-            .get_result(&mut *self.conn()?)
-            .optional()?;
+        let found: Option<SessionAtClientRow> = on_backend!(&mut *self.conn()?, |c| {
+            sessions::table
+                .left_join(
+                    grants::table.on(grants::subject_id
+                        .eq(sessions::subject_id)
+                        .and(grants::client_id.eq(cid.clone()))),
+                )
+                .left_join(persons::table.on(persons::subject_id.eq(sessions::subject_id)))
+                .left_join(subjects::table.on(subjects::id.eq(sessions::subject_id)))
+                .left_join(client_levels::table.on(client_levels::client_id.eq(cid)))
+                .filter(sessions::id_hash.eq(id_hash))
+                .filter(sessions::ended_at.is_null())
+                .filter(sessions::expires_at.gt(to_db_time(now)))
+                .select((
+                    SessionRow::as_select(),
+                    (grants::scopes, grants::created_at, grants::updated_at).nullable(),
+                    (persons::account_level, persons::status, persons::updated_at).nullable(),
+                    subjects::updated_at.nullable(),
+                    client_levels::min_account_level.nullable(),
+                ))
+                .get_result(c)
+                .optional()
+        })?;
         let Some((session, grant, person, subject_updated, level)) = found else {
             return Ok(None);
         };
@@ -506,13 +509,14 @@ impl From<StoreError> for Abort {
 }
 
 fn find_refresh_on(conn: &mut DbConnection, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-    refresh_tokens::table
-        .find(token_hash)
-        .select(RefreshTokenRow::as_select())
-        .get_result(conn)
-        .optional()?
-        .map(RefreshToken::try_from)
-        .transpose()
+    let row: Option<RefreshTokenRow> = on_backend!(conn, |c| {
+        refresh_tokens::table
+            .find(token_hash)
+            .select(RefreshTokenRow::as_select())
+            .get_result(c)
+            .optional()
+    })?;
+    row.map(RefreshToken::try_from).transpose()
 }
 
 impl AuditStore for SqlStore {

@@ -368,22 +368,24 @@ fn spend(
     // A write first (on SQLite this takes the write lock up front). Only the tokens
     // presented with their own client are spent: the hash is base64url, so the first space
     // of a pair ends it.
-    let spent: Vec<RefreshTokenRow> = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq_any(&hashes))
-            .filter(
-                refresh_tokens::token_hash
-                    .concat(" ")
-                    .concat(refresh_tokens::client_id)
-                    .eq_any(&pairs),
-            )
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(at)),
-    )
-    .set(refresh_tokens::used_at.eq(Some(at)))
-    .returning(refresh_tokens::all_columns)
-    .get_results(db)?;
+    let spent: Vec<RefreshTokenRow> = on_backend!(db, |c| {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq_any(&hashes))
+                .filter(
+                    refresh_tokens::token_hash
+                        .concat(" ")
+                        .concat(refresh_tokens::client_id)
+                        .eq_any(&pairs),
+                )
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(at)),
+        )
+        .set(refresh_tokens::used_at.eq(Some(at)))
+        .returning(refresh_tokens::all_columns)
+        .get_results(c)
+    })?;
     if spent.is_empty() {
         return Ok((requests.iter().map(|_| None).collect(), Vec::new()));
     }
@@ -395,16 +397,18 @@ fn spend(
     // Consent of every spent token, from a subject that still exists: one read.
     let subs: Vec<&str> = spent.iter().map(|t| t.subject_id.as_str()).collect();
     let clients: Vec<&str> = spent.iter().map(|t| t.client_id.as_str()).collect();
-    let granted: HashSet<(String, String)> = grants::table
-        .filter(grants::subject_id.eq_any(&subs))
-        .filter(grants::client_id.eq_any(&clients))
-        .filter(diesel::dsl::exists(
-            subjects::table.filter(subjects::id.eq(grants::subject_id)),
-        ))
-        .select((grants::subject_id, grants::client_id))
-        .load::<(String, String)>(db)?
-        .into_iter()
-        .collect();
+    let granted: HashSet<(String, String)> = on_backend!(db, |c| {
+        grants::table
+            .filter(grants::subject_id.eq_any(&subs))
+            .filter(grants::client_id.eq_any(&clients))
+            .filter(diesel::dsl::exists(
+                subjects::table.filter(subjects::id.eq(grants::subject_id)),
+            ))
+            .select((grants::subject_id, grants::client_id))
+            .load::<(String, String)>(c)
+    })?
+    .into_iter()
+    .collect();
 
     // Each spent token answers the first rotation that presented it with its client.
     let mut by_key: HashMap<(&str, &str), RefreshToken> = spent

@@ -609,3 +609,53 @@ fn lookups_by_keys_with_nul_find_nothing() {
         assert_eq!(s.find_subject_by_login("ivan\0@example.ru").unwrap(), None);
     });
 }
+
+/// SQLite: commits never checkpoint the WAL themselves (that stalled every write queued
+/// behind the one that did); the store's checkpoint thread copies the log into the
+/// database file within a few rounds (`checkpoint.rs`).
+#[test]
+fn sqlite_checkpoints_happen_off_the_write_path() {
+    #[derive(diesel::QueryableByName)]
+    struct AutoCheckpoint {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+    let db = sqlite_db();
+    let marker = format!("checkpointed-{}", uuid::Uuid::new_v4().simple());
+    {
+        let mut pooled = db.conn().unwrap();
+        let super::DbConnection::Sqlite(c) = &mut *pooled else {
+            panic!("a SQLite store hands out SQLite connections");
+        };
+        let pragma: AutoCheckpoint = diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .get_result(c)
+            .unwrap();
+        assert_eq!(pragma.wal_autocheckpoint, 0, "commits do not checkpoint");
+        diesel::sql_query("CREATE TABLE scratch (v TEXT NOT NULL)")
+            .execute(c)
+            .unwrap();
+        diesel::sql_query(format!("INSERT INTO scratch (v) VALUES ('{marker}')"))
+            .execute(c)
+            .unwrap();
+    }
+    // The row is in the WAL only until a checkpoint copies its page into the file.
+    let file = db
+        ._dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("nested")
+        .join("propusk.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(&file).unwrap();
+        if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row never reached the database file while the store was open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -104,11 +104,13 @@ impl PersonStore for SqlStore {
             return Ok(None);
         }
         let mut conn = self.conn()?;
-        let row: Option<StandingRow> = persons::table
-            .find(subject_id)
-            .select((persons::account_level, persons::status, persons::updated_at))
-            .get_result(&mut *conn)
-            .optional()?;
+        let row: Option<StandingRow> = on_backend!(&mut *conn, |c| {
+            persons::table
+                .find(subject_id)
+                .select((persons::account_level, persons::status, persons::updated_at))
+                .get_result(c)
+                .optional()
+        })?;
         // No person row yet: the defaults of a new person, if the subject exists.
         let created = match row {
             Some(_) => None,
