@@ -25,28 +25,28 @@ use diesel::{Connection, SqliteConnection};
 
 /// How often the log is copied back: small, frequent checkpoints disturb the writer least
 /// (an idle round is one cheap statement).
-pub(super) const EVERY: Duration = Duration::from_millis(50);
+const EVERY: Duration = Duration::from_millis(50);
 
 /// Keeps the checkpoint thread running while any clone of the store holds it.
 pub(super) type Running = mpsc::Sender<()>;
 
 /// Starts the checkpoint thread for the database file at `path`; `None` (and a warning)
-/// when it cannot open its connection, in which case writers must keep checkpointing.
+/// when it cannot, in which case writers must keep checkpointing.
 pub(super) fn start(path: &str) -> Option<Running> {
-    let opened = SqliteConnection::establish(path).and_then(|mut c| {
-        c.batch_execute("PRAGMA busy_timeout = 5000;")
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-        Ok(c)
-    });
-    let mut conn = match opened {
-        Ok(c) => c,
+    match spawn(path) {
+        Ok(running) => Some(running),
         Err(e) => {
             tracing::warn!(error = %e, "no background WAL checkpoints; commits will checkpoint");
-            return None;
+            None
         }
-    };
+    }
+}
+
+fn spawn(path: &str) -> Result<Running, Box<dyn std::error::Error>> {
+    let mut conn = SqliteConnection::establish(path)?;
+    conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
     let (running, stopped) = mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
             // Nothing is ever sent: the wait ends by timing out, or when every sender
@@ -56,12 +56,6 @@ pub(super) fn start(path: &str) -> Option<Running> {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retried next round");
                 }
             }
-        });
-    match spawned {
-        Ok(_) => Some(running),
-        Err(e) => {
-            tracing::warn!(error = %e, "no background WAL checkpoints; commits will checkpoint");
-            None
-        }
-    }
+        })?;
+    Ok(running)
 }

@@ -228,14 +228,14 @@ impl SqlStore {
             if target == ":memory:" {
                 // Every connection would see its own empty database.
                 size = 1;
-            } else if let Some(dir) = Path::new(&target).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        StoreError::Db(format!("cannot create {}: {e}", dir.display()))
-                    })?;
+            } else {
+                if let Some(dir) = Path::new(&target).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            StoreError::Db(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
                 }
-            }
-            if target != ":memory:" {
                 checkpoints = checkpoint::start(&target);
             }
         }
