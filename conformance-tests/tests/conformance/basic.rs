@@ -714,6 +714,43 @@ async fn oidcc_codereuse_30seconds() {
     .await;
 }
 
+/// The exchange records a code's use in the same step that takes the code, so that a
+/// replay at any moment finds the record; an exchange that fails after the take (here a
+/// wrong PKCE verifier) issued nothing, and its record is removed: a replay is refused with
+/// nothing to revoke, and no code reuse is reported.
+#[tokio::test]
+async fn a_failed_exchange_spends_the_code_and_leaves_nothing_to_revoke() {
+    for_each_backend(|idp| async move {
+        let a = Authz::new(&idp.client);
+        let cb = Browser::new(&idp).login_flow(&idp, &a).await;
+        let wrong = "w".repeat(43);
+        idp.exchange_code(&idp.client, cb.code(), &wrong, a.redirect_uri())
+            .await
+            .assert_oauth_error("wrong code_verifier", 400, "invalid_grant");
+        idp.exchange_code(&idp.client, cb.code(), &a.verifier, a.redirect_uri())
+            .await
+            .assert_oauth_error("the code after a failed exchange", 400, "invalid_grant");
+        let kinds = idp.audit_kinds();
+        assert!(
+            !kinds.iter().any(|k| k == "token.code_reuse"),
+            "a replay of a code whose exchange failed has nothing to revoke: {kinds:?}"
+        );
+        // A replay after a successful exchange is reported, as before.
+        let a = Authz::new(&idp.client);
+        let cb = Browser::new(&idp).login_flow(&idp, &a).await;
+        super::browser::exchange(&idp, &idp.client, &a, cb.code()).await;
+        idp.exchange_code(&idp.client, cb.code(), &a.verifier, a.redirect_uri())
+            .await
+            .assert_oauth_error("second use of the code", 400, "invalid_grant");
+        let kinds = idp.audit_kinds();
+        assert!(
+            kinds.iter().any(|k| k == "token.code_reuse"),
+            "a replay after a successful exchange revokes what it issued: {kinds:?}"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn oidcc_ensure_registered_redirect_uri() {
     for_each_backend(|idp| async move {

@@ -147,6 +147,30 @@ impl Ephemeral for MemoryEphemeral {
             .map(|e| e.value))
     }
 
+    async fn take_and_mark(
+        &self,
+        key: &str,
+        mark_key: &str,
+        mark: &[u8],
+        ttl: Duration,
+    ) -> EphResult<Option<Vec<u8>>> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        let mut inner = self.lock();
+        let Some(taken) = inner.map.remove(key).filter(|e| e.expires_at > now) else {
+            return Ok(None);
+        };
+        inner.map.insert(
+            mark_key.to_owned(),
+            Entry {
+                value: mark.to_vec(),
+                expires_at,
+            },
+        );
+        inner.wrote(now);
+        Ok(Some(taken.value))
+    }
+
     async fn delete(&self, key: &str) -> EphResult<()> {
         self.lock().map.remove(key);
         Ok(())
@@ -374,6 +398,91 @@ mod tests {
                 }
             }
             assert_eq!(got, 1, "{:?}", b.eph);
+        }
+    }
+
+    #[tokio::test]
+    async fn take_and_mark_marks_only_what_it_took() {
+        for b in backends().await {
+            let e = &b.eph;
+            // Nothing to take: nothing marked.
+            assert_eq!(
+                e.take_and_mark("code", "spent", b"first", MINUTE)
+                    .await
+                    .unwrap(),
+                None,
+                "{e:?}"
+            );
+            assert_eq!(e.get("spent").await.unwrap(), None, "{e:?}");
+            e.put("code", b"payload", MINUTE).await.unwrap();
+            assert_eq!(
+                e.take_and_mark("code", "spent", b"first", MINUTE)
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(&b"payload"[..]),
+                "{e:?}"
+            );
+            assert_eq!(e.get("code").await.unwrap(), None, "{e:?}");
+            // A replay takes nothing and leaves the first use's mark as it was.
+            assert_eq!(
+                e.take_and_mark("code", "spent", b"replay", MINUTE)
+                    .await
+                    .unwrap(),
+                None,
+                "{e:?}"
+            );
+            assert_eq!(
+                e.get("spent").await.unwrap().as_deref(),
+                Some(&b"first"[..]),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn take_and_mark_gives_the_mark_its_ttl() {
+        for b in backends().await {
+            let e = &b.eph;
+            e.put("code", b"payload", MINUTE).await.unwrap();
+            let short = b.short_ttl();
+            e.take_and_mark("code", "spent", b"m", short).await.unwrap();
+            assert!(e.get("spent").await.unwrap().is_some(), "{e:?}");
+            b.pass(short * 2).await;
+            assert_eq!(e.get("spent").await.unwrap(), None, "{e:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_take_and_mark_has_one_winner_whose_mark_stays() {
+        for b in backends().await {
+            b.eph.put("code", b"payload", MINUTE).await.unwrap();
+            let barrier = Arc::new(tokio::sync::Barrier::new(16));
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let (e, barrier) = (b.eph.clone(), barrier.clone());
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        let mark = format!("taker {i}");
+                        let got = e
+                            .take_and_mark("code", "spent", mark.as_bytes(), MINUTE)
+                            .await
+                            .unwrap();
+                        got.map(|_| mark)
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for t in tasks {
+                winners.extend(t.await.unwrap());
+            }
+            assert_eq!(winners.len(), 1, "{:?}", b.eph);
+            assert_eq!(
+                b.eph.get("spent").await.unwrap().as_deref(),
+                Some(winners[0].as_bytes()),
+                "{:?}",
+                b.eph
+            );
         }
     }
 

@@ -36,6 +36,16 @@ pub trait Ephemeral: Send + Sync + std::fmt::Debug {
     async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool>;
     /// Atomically reads and deletes (Redis GETDEL): at most one caller gets the value.
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
+    /// [`take`](Self::take) that, in the same atomic step and only when `key` was there,
+    /// stores `mark` under `mark_key` for `ttl`: whoever comes after the taker finds the
+    /// mark (a single-use value and the record of its use, in one round trip).
+    async fn take_and_mark(
+        &self,
+        key: &str,
+        mark_key: &str,
+        mark: &[u8],
+        ttl: Duration,
+    ) -> EphResult<Option<Vec<u8>>>;
     async fn delete(&self, key: &str) -> EphResult<()>;
     /// Increments a counter, creating it with `ttl` on first use; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64>;

@@ -23,6 +23,15 @@ end
 return v
 ";
 
+/// GETDEL, and only when the key was there, SET the mark with its expiry: one atomic step.
+const TAKE_AND_MARK: &str = r"
+local v = redis.call('GETDEL', KEYS[1])
+if v then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+return v
+";
+
 #[derive(Clone)]
 pub struct RedisEphemeral {
     client: redis::Client,
@@ -31,6 +40,7 @@ pub struct RedisEphemeral {
     conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     prefix: String,
     incr: Script,
+    take_and_mark: Script,
 }
 
 impl std::fmt::Debug for RedisEphemeral {
@@ -66,6 +76,7 @@ impl RedisEphemeral {
             conn: Arc::new(tokio::sync::OnceCell::new_with(Some(conn))),
             prefix,
             incr: Script::new(INCR_WITH_TTL),
+            take_and_mark: Script::new(TAKE_AND_MARK),
         })
     }
 
@@ -148,6 +159,24 @@ impl Ephemeral for RedisEphemeral {
         redis::cmd("GETDEL")
             .arg(self.key(key))
             .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn take_and_mark(
+        &self,
+        key: &str,
+        mark_key: &str,
+        mark: &[u8],
+        ttl: Duration,
+    ) -> EphResult<Option<Vec<u8>>> {
+        let mut conn = self.conn().await?;
+        self.take_and_mark
+            .key(self.key(key))
+            .key(self.key(mark_key))
+            .arg(mark)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
     }

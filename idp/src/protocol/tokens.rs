@@ -55,11 +55,52 @@ pub fn mint_access(
     now: DateTime<Utc>,
     ttl_secs: u64,
 ) -> Result<Minted, OAuthError> {
+    let stamp = AccessStamp::new(now, ttl_secs)?;
+    mint_access_stamped(
+        stamp,
+        keys,
+        issuer,
+        client_id,
+        sub,
+        scope,
+        auth,
+        userinfo_claims,
+        now,
+    )
+}
+
+/// The id and expiry of an access token, chosen before it is signed: the code exchange
+/// records them with the spent code in the same step that takes the code.
+pub struct AccessStamp {
+    pub jti: String,
+    pub exp: i64,
+}
+
+impl AccessStamp {
+    pub fn new(now: DateTime<Utc>, ttl_secs: u64) -> Result<Self, OAuthError> {
+        Ok(Self {
+            jti: new_id()?,
+            exp: now.timestamp() + ttl_secs as i64,
+        })
+    }
+}
+
+/// [`mint_access`] with the id and expiry chosen beforehand.
+#[allow(clippy::too_many_arguments)]
+pub fn mint_access_stamped(
+    AccessStamp { jti, exp }: AccessStamp,
+    keys: &KeySet,
+    issuer: &str,
+    client_id: &str,
+    sub: &str,
+    scope: &str,
+    auth: Option<&AuthContext>,
+    userinfo_claims: Option<Vec<String>>,
+    now: DateTime<Utc>,
+) -> Result<Minted, OAuthError> {
     let key = keys
         .current()
         .ok_or_else(|| OAuthError::server("no signing key"))?;
-    let jti = new_id()?;
-    let exp = now.timestamp() + ttl_secs as i64;
     let claims = AccessClaims {
         iss: issuer.to_string(),
         sub: sub.to_string(),

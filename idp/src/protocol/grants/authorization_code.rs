@@ -29,13 +29,67 @@ pub async fn exchange(
     let redirect_uri = form_value(form, "redirect_uri")?;
     let now = state.now();
 
-    let Some(raw) = state.eph.take(&code_key(code)).await? else {
+    // What this exchange will issue is chosen first, so that the code's spent marker is
+    // written in the same atomic step that takes the code: a replay arriving at any moment
+    // after the take finds the marker and revokes what the first use issues.
+    let ttl = state.cfg.tokens.access_token_ttl_secs;
+    let stamp = tokens::AccessStamp::new(now, ttl)?;
+    let family = if client.allows_grant(GrantType::RefreshToken) {
+        Some(tokens::new_id()?)
+    } else {
+        None
+    };
+    let spent = SpentCode {
+        client_id: client.id.clone(),
+        access_jti: stamp.jti.clone(),
+        access_exp: stamp.exp,
+        refresh_family: family.clone(),
+    };
+    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
+    let keep = std::time::Duration::from_secs(ttl.max(3600));
+    let marker = spent_key(code);
+    let Some(raw) = state
+        .eph
+        .take_and_mark(&code_key(code), &marker, &spent_bytes, keep)
+        .await?
+    else {
         revoke_after_reuse(state, client, code).await?;
         return Err(OAuthError::invalid_grant(
             "the code is invalid, expired or already used",
         ));
     };
-    let data: CodeData = serde_json::from_slice(&raw).map_err(OAuthError::server)?;
+    let issued = issue(
+        state,
+        client,
+        &raw,
+        verifier,
+        redirect_uri,
+        stamp,
+        family,
+        now,
+    )
+    .await;
+    if issued.is_err() {
+        // Nothing was issued: the marker would describe tokens that do not exist.
+        state.eph.delete(&marker).await?;
+    }
+    issued
+}
+
+/// Checks the taken code against the request and issues the tokens: the access token
+/// under `stamp`, a refresh token of the new `family` when the client may refresh.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    state: &AppState,
+    client: &Client,
+    raw: &[u8],
+    verifier: &str,
+    redirect_uri: Option<&str>,
+    stamp: tokens::AccessStamp,
+    family: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let data: CodeData = serde_json::from_slice(raw).map_err(OAuthError::server)?;
     if data.client_id != client.id {
         return Err(OAuthError::invalid_grant(
             "the code was issued to another client",
@@ -49,18 +103,16 @@ pub async fn exchange(
     check_verifier(verifier, &data.code_challenge)?;
 
     // The refresh token is stored in the same store call that reads the subject.
-    let refresh = if client.allows_grant(GrantType::RefreshToken) {
-        let family = tokens::new_id()?;
-        Some(new_refresh(
+    let refresh = match family {
+        Some(family) => Some(new_refresh(
             state,
             &client.id,
             &data.auth,
             &data.scopes,
             family,
             now,
-        )?)
-    } else {
-        None
+        )?),
+        None => None,
     };
     let sub = data.auth.subject_id.clone();
     let row = refresh.as_ref().map(|(_, r)| r.clone());
@@ -95,7 +147,8 @@ pub async fn exchange(
     let keyset = state.keyring.snapshot();
     let scope = crate::protocol::scopes::join(&data.scopes);
     let userinfo_claims = claims::requested(data.claims.as_ref(), "userinfo");
-    let access = tokens::mint_access(
+    let access = tokens::mint_access_stamped(
+        stamp,
         &keyset,
         &state.issuer,
         &client.id,
@@ -104,7 +157,6 @@ pub async fn exchange(
         Some(&data.auth),
         (!userinfo_claims.is_empty()).then_some(userinfo_claims),
         now,
-        state.cfg.tokens.access_token_ttl_secs,
     )?;
     let id_token = if openid {
         let mut released = match &holder {
@@ -130,25 +182,12 @@ pub async fn exchange(
     } else {
         None
     };
-    let (refresh_token, family) = match refresh {
-        Some((value, row)) => (Some(value), Some(row.family_id)),
-        None => (None, None),
-    };
-    let spent = SpentCode {
-        client_id: client.id.clone(),
-        access_jti: access.jti.clone(),
-        access_exp: access.exp,
-        refresh_family: family,
-    };
-    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
-    let keep = std::time::Duration::from_secs(state.cfg.tokens.access_token_ttl_secs.max(3600));
-    state.eph.put(&spent_key(code), &spent_bytes, keep).await?;
     Ok(TokenResponse {
         access_token: access.token,
         token_type: "Bearer",
         expires_in: state.cfg.tokens.access_token_ttl_secs,
         scope,
-        refresh_token,
+        refresh_token: refresh.map(|(value, _)| value),
         id_token,
     })
 }

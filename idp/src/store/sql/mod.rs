@@ -52,6 +52,7 @@ mod push;
 #[cfg(test)]
 mod push_tests;
 mod queries;
+mod refresh_rows;
 #[cfg(test)]
 mod refresh_tests;
 mod rotation;

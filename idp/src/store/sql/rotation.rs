@@ -6,20 +6,24 @@
 //! and under load that transaction is most of the work of a refresh. Rotations that arrive
 //! while one is being committed therefore wait and then go together: the first caller to
 //! find no batch running leads, takes every rotation queued so far and commits them in one
-//! transaction (one conditional UPDATE for all, one read of their grants, one INSERT of all
-//! successors). When it is done it hands the lead to the oldest caller still
-//! waiting, so nobody serves others for longer than one batch. One batch is committed at a
+//! transaction (one conditional UPDATE for all, which also checks their subjects and
+//! grants, and one INSERT of all successors, whose text on Postgres does not depend on the
+//! batch size: see `refresh_rows`). Every statement of a batch is prepared once per
+//! connection, so a batch is four round trips on Postgres: BEGIN, UPDATE, INSERT, COMMIT.
+//! When it is done the leader hands the lead to the oldest caller still waiting, so nobody
+//! serves others for longer than one batch. One batch is committed at a
 //! time ([`LANES`]): on Postgres four lanes were measured slower than one (smaller batches,
 //! more commits competing for the same two cores), and SQLite has one writer anyway.
 //!
 //! Each caller gets exactly the answer of a rotation on its own:
 //! - a token the batch's UPDATE did not spend (unknown, expired, revoked, used, another
-//!   client's, or presented twice in the same batch) is not answered by the batch: its
-//!   caller runs the one-by-one rotation, which reads the row to say why (the second of two
-//!   presentations of one token sees it spent: `AlreadyUsed`, as if it had come later);
-//! - a token spent by the batch whose grant or subject is gone, or whose successor the
-//!   callback declines, is un-spent in the same transaction before it commits (the UPDATE
-//!   set `used_at` only where it was NULL), so it is left as it was;
+//!   client's, its grant or subject gone, or presented twice in the same batch) is not
+//!   answered by the batch: its caller runs the one-by-one rotation, which reads the row to
+//!   say why (the second of two presentations of one token sees it spent: `AlreadyUsed`, as
+//!   if it had come later);
+//! - a token spent by the batch whose successor the callback declines is un-spent in the
+//!   same transaction before it commits (the UPDATE set `used_at` only where it was NULL),
+//!   so it is left as it was;
 //! - if the batch transaction fails as a whole (a deadlock with another node's batch, a
 //!   lost connection), nothing of it was committed and every caller runs its rotation on
 //!   its own.
@@ -29,14 +33,15 @@
 //! whose subject or client is gone breaks the INSERT's foreign keys, so the batch fails as
 //! a whole and everyone in it goes alone, where that token is refused on its own.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::models::{NewRefreshToken, RefreshTokenRow};
-use super::schema::{grants, refresh_tokens, subjects};
+use super::refresh_rows::RefreshRows;
+use super::schema::refresh_tokens;
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::domain::RefreshToken;
 use crate::store::{Rotation, StoreError, StoreResult, Successor};
@@ -321,12 +326,11 @@ fn write_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
         .map(NewRefreshToken::try_from)
         .collect::<StoreResult<_>>()?;
     match db {
-        // One multi-row INSERT on Postgres; diesel has none for SQLite rows with optional
-        // columns, where a statement per row costs no round trip anyway.
+        // One INSERT of arrays on Postgres, prepared once per connection; diesel has no
+        // multi-row INSERT for SQLite rows with optional columns, where a statement per
+        // row costs no round trip anyway.
         DbConnection::Pg(pg) if !rows.is_empty() => {
-            diesel::insert_into(refresh_tokens::table)
-                .values(&rows)
-                .execute(pg)?;
+            RefreshRows::new(&rows).execute(pg)?;
         }
         _ => {
             for row in &rows {
@@ -366,8 +370,9 @@ fn spend(
     let hashes: Vec<&str> = requests.iter().map(|r| r.0).collect();
     let pairs: Vec<String> = requests.iter().map(|r| pair(r.0, r.1)).collect();
     // A write first (on SQLite this takes the write lock up front). Only the tokens
-    // presented with their own client are spent: the hash is base64url, so the first space
-    // of a pair ends it.
+    // presented with their own client are spent (the hash is base64url, so the first space
+    // of a pair ends it), and only while their subject and its consent to the client are
+    // there: a withdrawn one is left to its caller's rotation alone, which says why.
     let spent: Vec<RefreshTokenRow> = on_backend!(db, |c| {
         diesel::update(
             refresh_tokens::table
@@ -380,7 +385,8 @@ fn spend(
                 )
                 .filter(refresh_tokens::used_at.is_null())
                 .filter(refresh_tokens::revoked_at.is_null())
-                .filter(refresh_tokens::expires_at.gt(at)),
+                .filter(refresh_tokens::expires_at.gt(at))
+                .filter(StillGranted),
         )
         .set(refresh_tokens::used_at.eq(Some(at)))
         .returning(refresh_tokens::all_columns)
@@ -393,22 +399,6 @@ fn spend(
         .into_iter()
         .map(RefreshToken::try_from)
         .collect::<StoreResult<_>>()?;
-
-    // Consent of every spent token, from a subject that still exists: one read.
-    let subs: Vec<&str> = spent.iter().map(|t| t.subject_id.as_str()).collect();
-    let clients: Vec<&str> = spent.iter().map(|t| t.client_id.as_str()).collect();
-    let granted: HashSet<(String, String)> = on_backend!(db, |c| {
-        grants::table
-            .filter(grants::subject_id.eq_any(&subs))
-            .filter(grants::client_id.eq_any(&clients))
-            .filter(diesel::dsl::exists(
-                subjects::table.filter(subjects::id.eq(grants::subject_id)),
-            ))
-            .select((grants::subject_id, grants::client_id))
-            .load::<(String, String)>(c)
-    })?
-    .into_iter()
-    .collect();
 
     // Each spent token answers the first rotation that presented it with its client.
     let mut by_key: HashMap<(&str, &str), RefreshToken> = spent
@@ -423,18 +413,13 @@ fn spend(
             answers.push(None);
             continue;
         };
-        let still_granted = granted.contains(&(old.subject_id.clone(), old.client_id.clone()));
-        let answer = if !still_granted {
-            Rotation::Withdrawn
-        } else {
-            let next = (lock(successor))(&old);
-            match next {
-                Some(next) => {
-                    successors.push(next);
-                    Rotation::Rotated(old)
-                }
-                None => Rotation::Declined,
+        let next = (lock(successor))(&old);
+        let answer = match next {
+            Some(next) => {
+                successors.push(next);
+                Rotation::Rotated(old)
             }
+            None => Rotation::Declined,
         };
         if !matches!(answer, Rotation::Rotated(_)) {
             unspend.push(token_hash);
@@ -447,6 +432,37 @@ fn spend(
             .execute(db)?;
     }
     Ok((answers, successors))
+}
+
+/// `WHERE` condition of an UPDATE of `refresh_tokens`: the row's subject is there and has
+/// consented to the row's client. diesel checks that a subquery's conditions name only its
+/// own tables, so this one, which names the outer row, is written out; its text is fixed,
+/// so the statement is still found in the cache by type.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct StillGranted;
+
+impl diesel::Expression for StillGranted {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl diesel::AppearsOnTable<refresh_tokens::table> for StillGranted {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for StillGranted {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for StillGranted {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "EXISTS (SELECT 1 FROM grants WHERE grants.subject_id = refresh_tokens.subject_id \
+             AND grants.client_id = refresh_tokens.client_id) \
+             AND EXISTS (SELECT 1 FROM subjects WHERE subjects.id = refresh_tokens.subject_id)",
+        );
+        Ok(())
+    }
 }
 
 /// Whether a rotation may join a batch: the batch tells tokens apart by `hash client`, so a
