@@ -70,7 +70,7 @@ pub async fn exchange(
     )
     .await;
     if issued.is_err() {
-        // Nothing was issued: the marker would describe tokens that do not exist.
+        // Nothing reached the client: the marker would describe tokens nobody holds.
         state.eph.delete(&marker).await?;
     }
     issued
