@@ -192,6 +192,46 @@ pub fn migrate(config: Option<&Path>) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// `idp config password-capacity`: see `main.rs`.
+pub fn password_capacity(config: Option<&Path>, seconds: f64, json: bool) -> Result<(), BoxError> {
+    let cfg = load(config)?;
+    let duration = std::time::Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() <= 3600)
+        .ok_or("--seconds must be more than 0 and at most 3600")?;
+    let p = &cfg.password;
+    let hasher = idp::authn::password::PasswordHasher::new(p)?;
+    let c = hasher.capacity_blocking(duration)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "checks_per_sec": c.per_second(),
+                "ms_per_check": c.ms_per_check(),
+                "workers": c.workers,
+                "checks": c.checks,
+                "seconds": c.seconds,
+                "memory_kib": p.memory_kib,
+                "iterations": p.iterations,
+                "parallelism": p.parallelism,
+            })
+        );
+    } else {
+        println!(
+            "argon2id m={} KiB, t={}, p={} on {} workers: {:.1} checks/s ({:.1} ms per check, {} checks in {:.1} s)",
+            p.memory_kib,
+            p.iterations,
+            p.parallelism,
+            c.workers,
+            c.per_second(),
+            c.ms_per_check(),
+            c.checks,
+            c.seconds
+        );
+    }
+    Ok(())
+}
+
 pub const DEFAULT_SCOPES: &[&str] = &[
     "openid",
     "profile",

@@ -62,6 +62,16 @@ enum Command {
 enum ConfigAction {
     /// Print the default configuration as TOML.
     PrintDefault,
+    /// Measure the password checks per second this machine sustains with the configured
+    /// argon2id parameters and workers (`[password]`): the most fresh password sign-ins a
+    /// node can serve. Uses the cores for the time given; run it on an idle machine.
+    PasswordCapacity {
+        /// Seconds to measure for.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +84,9 @@ fn main() -> ExitCode {
             print!("{}", idp::config::Config::default_toml());
             Ok(())
         }
+        Command::Config {
+            action: ConfigAction::PasswordCapacity { seconds, json },
+        } => cli::password_capacity(args.config.as_deref(), seconds, json),
         Command::Serve { listen, demo } => cli::serve(args.config.as_deref(), listen, demo),
         Command::Migrate => cli::migrate(args.config.as_deref()),
         Command::Clients { action } => cli::clients(args.config.as_deref(), action),

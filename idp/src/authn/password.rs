@@ -175,13 +175,25 @@ impl PasswordHasher {
     ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy.clone());
-        let (reply, answer) = oneshot::channel();
         let place = self
             .queue
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Worker)?;
+        let answer = self.submit(phc, password, place)?;
+        let ok = answer.await.map_err(|_| PasswordError::Worker)?;
+        Ok(ok && known)
+    }
+
+    /// Hands one check to the workers; its answer comes on the returned channel.
+    fn submit(
+        &self,
+        phc: String,
+        password: String,
+        place: OwnedSemaphorePermit,
+    ) -> Result<oneshot::Receiver<bool>, PasswordError> {
+        let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 phc,
@@ -190,8 +202,67 @@ impl PasswordHasher {
                 _place: place,
             })
             .map_err(|_| PasswordError::Worker)?;
-        let ok = answer.await.map_err(|_| PasswordError::Worker)?;
-        Ok(ok && known)
+        Ok(answer)
+    }
+
+    /// Measures how many checks per second the workers sustain on this machine with these
+    /// parameters, i.e. the most fresh password sign-ins a node can serve: every worker
+    /// verifies without pause for at least `duration`, after one check each (their memory
+    /// allocated). Blocks; not for use on an async runtime's thread.
+    pub fn capacity_blocking(&self, duration: Duration) -> Result<Capacity, PasswordError> {
+        let workers = self.buffers.len();
+        let check = || {
+            let place = self
+                .queue
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| PasswordError::Worker)?;
+            self.submit(self.dummy.clone(), "capacity".to_string(), place)
+        };
+        let wait = |answer: oneshot::Receiver<bool>| {
+            answer.blocking_recv().map_err(|_| PasswordError::Worker)
+        };
+        let warm: Vec<_> = (0..workers).map(|_| check()).collect::<Result<_, _>>()?;
+        for answer in warm {
+            wait(answer)?;
+        }
+        // Two checks queued per worker, so none waits for the next while another is answered.
+        let start = std::time::Instant::now();
+        let mut in_flight: std::collections::VecDeque<_> = (0..2 * workers)
+            .map(|_| check())
+            .collect::<Result<_, _>>()?;
+        let mut checks = 0u64;
+        while let Some(answer) = in_flight.pop_front() {
+            wait(answer)?;
+            checks += 1;
+            if start.elapsed() < duration {
+                in_flight.push_back(check()?);
+            }
+        }
+        Ok(Capacity {
+            workers,
+            checks,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// What [`PasswordHasher::capacity_blocking`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Capacity {
+    pub workers: usize,
+    pub checks: u64,
+    pub seconds: f64,
+}
+
+impl Capacity {
+    pub fn per_second(&self) -> f64 {
+        self.checks as f64 / self.seconds
+    }
+
+    /// Wall time of one check on one worker, in milliseconds.
+    pub fn ms_per_check(&self) -> f64 {
+        1000.0 * self.seconds * self.workers as f64 / self.checks as f64
     }
 }
 
@@ -277,6 +348,24 @@ mod tests {
             .unwrap());
         assert!(!h.verify(Some(phc), "wrong".into()).await.unwrap());
         assert!(!h.verify(None, "anything".into()).await.unwrap());
+    }
+
+    /// The capacity is the rate of real checks: all workers busy for the whole time.
+    #[test]
+    fn capacity_counts_checks_of_every_worker_for_the_time_asked() {
+        let h = PasswordHasher::new(&fast()).unwrap();
+        let c = h.capacity_blocking(Duration::from_millis(300)).unwrap();
+        assert_eq!(c.workers, 2);
+        assert!(c.seconds >= 0.3, "{c:?}");
+        // The 64 KiB test parameters take well under a millisecond per check.
+        assert!(c.checks > 100, "{c:?}");
+        assert!((c.per_second() - c.checks as f64 / c.seconds).abs() < 1e-9);
+        assert!(
+            (c.ms_per_check() * c.per_second() - 2000.0).abs() < 1e-6,
+            "two workers: each check takes 2 / rate seconds"
+        );
+        // Every place in the queue was given back.
+        assert_eq!(h.queue.available_permits(), 2 * 64);
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use super::tokens::{self as shape, EsiaTokenInput};
 use super::{check_signature, param, required, Flavor, SignedRequest};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
-use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, RefreshToken, Subject};
+use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, Subject};
 use crate::protocol::code::{code_key, spent_key, CodeData, SpentCode};
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{new_id, revoked_key};
@@ -20,7 +20,7 @@ use crate::protocol::{scopes, OAuthError};
 use crate::state::AppState;
 use crate::store::{
     AuditStore, ClientStore, EsiaClientStore, PersonStore, RefreshTokenStore, Rotation,
-    SubjectStore,
+    SubjectStore, Successor, SuccessorScopes,
 };
 
 /// The ESIA token response.
@@ -300,29 +300,17 @@ async fn refresh(
     let invalid = || EsiaCode::BadGrant.error("the refresh token is invalid, expired or revoked");
     let hash = keys::sha256_b64url(token.as_bytes());
     let next_value = keys::random_token(32).map_err(OAuthError::server)?;
-    let next_hash = keys::sha256_b64url(next_value.as_bytes());
-    let ttl = chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64);
+    // A refresh cannot widen the grant: every scope asked for must be the spent token's.
+    let successor = Successor {
+        token_hash: keys::sha256_b64url(next_value.as_bytes()),
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64),
+        scopes: SuccessorScopes::Within(asked.to_vec()),
+    };
     let cid = client.id.clone();
-    let asked_owned = asked.to_vec();
     let rotation = state
         .store
-        .call(move |s| {
-            let successor = move |old: &RefreshToken| {
-                // A refresh cannot widen the grant.
-                if asked_owned.iter().any(|a| !old.scopes.contains(a)) {
-                    return None;
-                }
-                Some(RefreshToken {
-                    token_hash: next_hash.clone(),
-                    created_at: now,
-                    expires_at: now + ttl,
-                    used_at: None,
-                    revoked_at: None,
-                    ..old.clone()
-                })
-            };
-            s.rotate_refresh(&hash, &cid, now, Box::new(successor))
-        })
+        .call(move |s| s.rotate_refresh(&hash, &cid, now, successor))
         .await?;
     let old = match rotation {
         Rotation::Rotated(t) => t,

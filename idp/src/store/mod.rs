@@ -135,16 +135,67 @@ pub enum Rotation {
     OtherClient,
     /// The subject or its grant to the client is gone (consent withdrawn).
     Withdrawn,
-    /// The `successor` callback declined (e.g. a scope beyond the original grant).
+    /// The successor asked for a scope beyond the spent token's ([`Successor::of`]).
     Declined,
     /// Unknown, expired or revoked.
     Invalid,
 }
 
-/// Builds the successor of a spent refresh token, or declines (`None`). It may be called
-/// more than once (a rotation committed with others that fails is tried again alone), and
-/// on another thread than the caller's.
-pub type Successor = Box<dyn FnMut(&RefreshToken) -> Option<RefreshToken> + Send>;
+/// What a rotation stores in place of the token it spends: a copy of it (family, client,
+/// subject, authentication) with a new hash and lifetime, carrying the scopes `scopes` says.
+/// It is data rather than a callback so that Postgres can build the successor in the same
+/// statement that spends the old token (`store/sql/rotation.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Successor {
+    /// SHA-256 (base64url) of the new token's value.
+    pub token_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub scopes: SuccessorScopes,
+}
+
+/// The scopes of a successor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SuccessorScopes {
+    /// The spent token's.
+    Same,
+    /// These, each of which must be among the spent token's (the refresh grant may narrow,
+    /// never widen: RFC 6749 §6).
+    Narrowed(Vec<String>),
+    /// The spent token's, provided each of these is among them (an ESIA refresh names the
+    /// scopes it wants; the grant keeps its own).
+    Within(Vec<String>),
+}
+
+impl Successor {
+    /// The successor of `spent`, or `None` when a scope asked for is not among the spent
+    /// token's (the rotation is then `Declined`).
+    pub fn of(&self, spent: &RefreshToken) -> Option<RefreshToken> {
+        if !self.asked().iter().all(|s| spent.scopes.contains(s)) {
+            return None;
+        }
+        Some(RefreshToken {
+            token_hash: self.token_hash.clone(),
+            scopes: match &self.scopes {
+                SuccessorScopes::Narrowed(scopes) => scopes.clone(),
+                SuccessorScopes::Same | SuccessorScopes::Within(_) => spent.scopes.clone(),
+            },
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            used_at: None,
+            revoked_at: None,
+            ..spent.clone()
+        })
+    }
+
+    /// The scopes the spent token must hold for the rotation to go ahead.
+    pub fn asked(&self) -> &[String] {
+        match &self.scopes {
+            SuccessorScopes::Same => &[],
+            SuccessorScopes::Narrowed(scopes) | SuccessorScopes::Within(scopes) => scopes,
+        }
+    }
+}
 
 pub trait RefreshTokenStore {
     fn insert_refresh(&self, t: &RefreshToken) -> StoreResult<()>;
@@ -154,8 +205,8 @@ pub trait RefreshTokenStore {
     fn issue_refresh(&self, t: RefreshToken) -> StoreResult<bool>;
     /// The refresh grant in one transaction: spends the live token `token_hash` of
     /// `client_id` (a conditional UPDATE, so two concurrent callers cannot both rotate),
-    /// checks that its subject and grant still exist, and stores `successor(spent)`. Anything
-    /// but `Rotated` leaves the database as it was.
+    /// checks that its subject and grant still exist, and stores `successor.of(spent)`.
+    /// Anything but `Rotated` leaves the database as it was.
     fn rotate_refresh(
         &self,
         token_hash: &str,

@@ -4,12 +4,12 @@
 use super::{form_value, TokenResponse};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
-use crate::domain::{Client, GrantType, RefreshToken};
+use crate::domain::{Client, GrantType};
 use crate::protocol::error::{ErrorCode, OAuthError};
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{self, IdTokenInput};
 use crate::state::AppState;
-use crate::store::{AuditStore, RefreshTokenStore, Rotation};
+use crate::store::{AuditStore, RefreshTokenStore, Rotation, Successor, SuccessorScopes};
 
 pub async fn exchange(
     state: &AppState,
@@ -24,8 +24,8 @@ pub async fn exchange(
     }
     let value = form_value(form, "refresh_token")?
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    let requested_scope = form_value(form, "scope")?.map(str::to_string);
-    let requested = requested_scope.clone();
+    // The refresh may narrow the scopes, never widen them (RFC 6749 §6).
+    let narrowed_to = form_value(form, "scope")?.map(crate::protocol::scopes::parse_scope);
     let hash = keys::sha256_b64url(value.as_bytes());
     let now = state.now();
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -33,26 +33,19 @@ pub async fn exchange(
     // One transaction: spend the token (only if it was issued to this client), check that
     // the subject and its consent still exist, store the successor.
     let next_value = keys::random_token(32).map_err(OAuthError::server)?;
-    let next_hash = keys::sha256_b64url(next_value.as_bytes());
-    let ttl_refresh = chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64);
+    let successor = Successor {
+        token_hash: keys::sha256_b64url(next_value.as_bytes()),
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64),
+        scopes: match &narrowed_to {
+            Some(scopes) => SuccessorScopes::Narrowed(scopes.clone()),
+            None => SuccessorScopes::Same,
+        },
+    };
     let cid = client.id.clone();
     let rotation = state
         .store
-        .call(move |s| {
-            let successor = move |old: &RefreshToken| {
-                let scopes = narrowed(&old.scopes, requested_scope.as_deref())?;
-                Some(RefreshToken {
-                    token_hash: next_hash.clone(),
-                    scopes,
-                    created_at: now,
-                    expires_at: now + ttl_refresh,
-                    used_at: None,
-                    revoked_at: None,
-                    ..old.clone()
-                })
-            };
-            s.rotate_refresh(&hash, &cid, now, Box::new(successor))
-        })
+        .call(move |s| s.rotate_refresh(&hash, &cid, now, successor))
         .await?;
     let old = match rotation {
         Rotation::Rotated(t) => t,
@@ -76,8 +69,9 @@ pub async fn exchange(
             return Err(invalid().with_detail("refresh token reused"));
         }
     };
-    // The successor carries the scopes the callback chose.
-    let scopes = narrowed(&old.scopes, requested.as_deref()).unwrap_or_default();
+    // The successor carries the narrowed scopes, each of which the store found among the
+    // spent token's.
+    let scopes = narrowed_to.unwrap_or_else(|| old.scopes.clone());
     let auth = AuthContext {
         subject_id: old.subject_id.clone(),
         sid: old.sid.clone().unwrap_or_default(),
@@ -124,18 +118,6 @@ pub async fn exchange(
         refresh_token: Some(next_value),
         id_token,
     })
-}
-
-/// The scopes of a refreshed token: the original ones, or the requested subset of them
-/// (RFC 6749 §6); `None` when the request asks for more.
-fn narrowed(original: &[String], requested: Option<&str>) -> Option<Vec<String>> {
-    match requested {
-        None => Some(original.to_vec()),
-        Some(raw) => {
-            let asked = crate::protocol::scopes::parse_scope(raw);
-            asked.iter().all(|s| original.contains(s)).then_some(asked)
-        }
-    }
 }
 
 async fn revoke_family_for_reuse(

@@ -52,10 +52,10 @@ mod push;
 #[cfg(test)]
 mod push_tests;
 mod queries;
-mod refresh_rows;
 #[cfg(test)]
 mod refresh_tests;
 mod rotation;
+mod rotation_pg;
 pub mod schema;
 mod signin;
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::store::StoreError;
 use keys::Vault;
 
-fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("cannot serialise: {e}")))
 }
 

@@ -22,7 +22,7 @@ pub(super) const INN: &str = "500100732259";
 /// Tries the refresh grant with `hash` for client `rp` at `t0()`; a successor is never needed
 /// by the tests that call it (the token must be refused before).
 fn rotate(s: &super::SqlStore, hash: &str) -> Rotation {
-    s.rotate_refresh(hash, "rp", t0(), Box::new(|_| None))
+    s.rotate_refresh(hash, "rp", t0(), super::tests::successor("never"))
         .unwrap()
 }
 

@@ -358,7 +358,7 @@ impl RefreshTokenStore for SqlStore {
         token_hash: &str,
         client_id: &str,
         now: DateTime<Utc>,
-        mut successor: Successor,
+        successor: Successor,
     ) -> StoreResult<Rotation> {
         if !storable(token_hash) || !storable(client_id) {
             return Ok(Rotation::Invalid);
@@ -366,7 +366,7 @@ impl RefreshTokenStore for SqlStore {
         if super::rotation::batchable(token_hash) {
             self.rotate_grouped(token_hash, client_id, now, successor)
         } else {
-            self.rotate_single(token_hash, client_id, now, &mut *successor)
+            self.rotate_single(token_hash, client_id, now, &successor)
         }
     }
 
@@ -424,7 +424,7 @@ impl SqlStore {
         token_hash: &str,
         client_id: &str,
         now: DateTime<Utc>,
-        successor: &mut dyn FnMut(&RefreshToken) -> Option<RefreshToken>,
+        successor: &Successor,
     ) -> StoreResult<Rotation> {
         let mut conn = self.conn()?;
         let db: &mut DbConnection = &mut conn;
@@ -469,7 +469,9 @@ impl SqlStore {
             if !still_granted {
                 return Err(Abort::with(Rotation::Withdrawn));
             }
-            let next = successor(&old).ok_or_else(|| Abort::with(Rotation::Declined))?;
+            let next = successor
+                .of(&old)
+                .ok_or_else(|| Abort::with(Rotation::Declined))?;
             let row = NewRefreshToken::try_from(&next)?;
             diesel::insert_into(refresh_tokens::table)
                 .values(&row)

@@ -6,10 +6,12 @@ use std::sync::Barrier;
 
 use chrono::Duration;
 
-use super::tests::{client, each, refresh, subject, t0};
+use super::tests::{client, each, refresh, subject, successor, t0};
 use super::SqlStore;
 use crate::domain::{Grant, RefreshToken};
-use crate::store::{ClientStore, GrantStore, RefreshTokenStore, Rotation, SubjectStore, Successor};
+use crate::store::{
+    ClientStore, GrantStore, RefreshTokenStore, Rotation, SubjectStore, Successor, SuccessorScopes,
+};
 
 /// Client "rp" with a grant from "sub-1", and a live token "h1" of family "fam-1".
 fn seed(s: &SqlStore) {
@@ -29,16 +31,17 @@ fn seed(s: &SqlStore) {
         .unwrap();
 }
 
-/// A successor named `hash`.
+/// A successor named `hash`, with the spent token's scopes.
 fn next(hash: impl Into<String>) -> Successor {
-    let hash = hash.into();
-    Box::new(move |old| {
-        Some(RefreshToken {
-            token_hash: hash.clone(),
-            used_at: None,
-            ..old.clone()
-        })
-    })
+    successor(&hash.into())
+}
+
+/// A successor named `hash` that asks for a scope the tokens of `seed` do not hold.
+fn beyond_grant(hash: &str) -> Successor {
+    Successor {
+        scopes: SuccessorScopes::Narrowed(vec!["openid".into(), "admin".into()]),
+        ..next(hash)
+    }
 }
 
 fn unused(s: &SqlStore, hash: &str) -> bool {
@@ -167,9 +170,9 @@ fn anything_but_a_rotation_changes_nothing() {
         );
         assert!(unused(s, "h1"), "another client cannot burn the token");
 
-        let decline: Successor = Box::new(|_: &RefreshToken| None);
         assert_eq!(
-            s.rotate_refresh("h1", "rp", now, decline).unwrap(),
+            s.rotate_refresh("h1", "rp", now, beyond_grant("h2"))
+                .unwrap(),
             Rotation::Declined
         );
         assert!(
@@ -265,13 +268,12 @@ fn a_batch_answers_each_rotation_as_if_it_came_alone() {
                 .unwrap();
         }
         let now = t0() + Duration::hours(1);
-        let decline: Successor = Box::new(|_: &RefreshToken| None);
         let answers = s.rotate_as_batch(vec![
             ("o1", "other", now, next("o2")),
             ("h1", "rp", now, next("h2")),
             ("h1", "rp", now, next("h3")),
             ("x1", "other", now, next("x2")),
-            ("d1", "rp", now, decline),
+            ("d1", "rp", now, beyond_grant("d2")),
             ("g1", "rp", now, next("g2")),
             ("unknown", "rp", now, next("u2")),
             ("o1", "rp", now, next("o3")),
@@ -341,15 +343,8 @@ fn concurrent_rotations_of_different_tokens_all_succeed() {
                     let barrier = &barrier;
                     scope.spawn(move || {
                         barrier.wait();
-                        let new = format!("{old}-next");
-                        let successor: Successor = Box::new(move |t: &RefreshToken| {
-                            Some(RefreshToken {
-                                token_hash: new.clone(),
-                                used_at: None,
-                                ..t.clone()
-                            })
-                        });
-                        s.rotate_refresh(old, "rp", now, successor).unwrap()
+                        s.rotate_refresh(old, "rp", now, next(format!("{old}-next")))
+                            .unwrap()
                     })
                 })
                 .collect();
@@ -402,5 +397,90 @@ fn concurrent_issues_and_rotations_all_land() {
             assert!(unused(s, &format!("r{i}-next")));
             assert!(!unused(s, &format!("r{i}")));
         }
+    });
+}
+
+/// A successor is the spent token renewed: same family, client, subject and sign-in, its
+/// own hash and lifetime, and the scopes it asked for (narrowed, or the spent token's when
+/// the asked ones are among them). Alone and in a batch, on every backend.
+#[test]
+fn a_successor_is_the_spent_token_renewed_with_the_scopes_asked() {
+    each(|s| {
+        seed(s);
+        let now = t0() + Duration::hours(1);
+        let renewed = |hash: &str, scopes: &[&str]| RefreshToken {
+            token_hash: hash.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            created_at: now,
+            expires_at: now + Duration::days(30),
+            ..refresh(hash, "fam-1", "rp", "sub-1")
+        };
+        let asking = |hash: &str, scopes: SuccessorScopes| Successor {
+            token_hash: hash.into(),
+            created_at: now,
+            expires_at: now + Duration::days(30),
+            scopes,
+        };
+        let openid = || vec!["openid".to_string()];
+        for old in ["old-s1", "old-s2", "old-s3"] {
+            s.insert_refresh(&refresh(old, "fam-1", "rp", "sub-1"))
+                .unwrap();
+        }
+        // Alone (a batch of one).
+        assert!(matches!(
+            s.rotate_refresh("old-s1", "rp", now, asking("s1", SuccessorScopes::Same))
+                .unwrap(),
+            Rotation::Rotated(_)
+        ));
+        // In a batch with others.
+        let answers = s.rotate_as_batch(vec![
+            (
+                "old-s2",
+                "rp",
+                now,
+                asking("s2", SuccessorScopes::Narrowed(openid())),
+            ),
+            (
+                "old-s3",
+                "rp",
+                now,
+                asking("s3", SuccessorScopes::Within(openid())),
+            ),
+            (
+                "h1",
+                "rp",
+                now,
+                asking("h2", SuccessorScopes::Within(vec!["admin".into()])),
+            ),
+        ]);
+        let kinds: Vec<bool> = answers
+            .into_iter()
+            .map(|a| matches!(a.unwrap(), Rotation::Rotated(_)))
+            .collect();
+        assert_eq!(kinds, [true, true, false]);
+        assert_eq!(
+            s.find_refresh("s1").unwrap(),
+            Some(renewed("s1", &["openid", "offline_access"]))
+        );
+        assert_eq!(
+            s.find_refresh("s2").unwrap(),
+            Some(renewed("s2", &["openid"]))
+        );
+        assert_eq!(
+            s.find_refresh("s3").unwrap(),
+            Some(renewed("s3", &["openid", "offline_access"]))
+        );
+        assert_eq!(s.find_refresh("h2").unwrap(), None);
+        assert!(
+            unused(s, "h1"),
+            "a scope beyond the grant does not spend the token"
+        );
+        // Successor::of says the same without a database.
+        let spent = refresh("old", "fam-1", "rp", "sub-1");
+        assert_eq!(
+            asking("s2", SuccessorScopes::Narrowed(openid())).of(&spent),
+            Some(renewed("s2", &["openid"]))
+        );
+        assert_eq!(beyond_grant("x").of(&spent), None);
     });
 }

@@ -33,14 +33,14 @@
 //! whose subject or client is gone breaks the INSERT's foreign keys, so the batch fails as
 //! a whole and everyone in it goes alone, where that token is refused on its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::models::{NewRefreshToken, RefreshTokenRow};
-use super::refresh_rows::RefreshRows;
+use super::rotation_pg::{NewRows, SpendAndStore, SpendRequests};
 use super::schema::refresh_tokens;
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::domain::RefreshToken;
@@ -88,7 +88,7 @@ enum Work {
         token_hash: String,
         client_id: String,
         now: DateTime<Utc>,
-        successor: Mutex<Successor>,
+        successor: Successor,
     },
     /// Store the first token of a family.
     Issue(RefreshToken),
@@ -123,7 +123,7 @@ impl Job {
             token_hash: token_hash.to_string(),
             client_id: client_id.to_string(),
             now,
-            successor: Mutex::new(successor),
+            successor,
         })
     }
 
@@ -245,10 +245,7 @@ impl SqlStore {
                 client_id,
                 now,
                 successor,
-            } => {
-                let mut successor = lock(successor);
-                self.rotate_single(token_hash, client_id, *now, &mut *successor)
-            }
+            } => self.rotate_single(token_hash, client_id, *now, successor),
             Work::Issue(_) => Err(mismatched()),
         }
     }
@@ -264,9 +261,8 @@ impl SqlStore {
     /// answer is returned (`None`: rotate alone). A panic in a callback answers everyone
     /// with an error instead of leaving them waiting.
     fn commit_batch(&self, batch: &[Arc<Job>], own: &Arc<Job>) -> Option<StoreResult<Answer>> {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.transaction(|db| write_batch(db, batch))
-        }));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(batch)));
         let mut answers: Vec<Option<StoreResult<Answer>>> = match outcome {
             Ok(Ok(answers)) => answers.into_iter().map(|a| a.map(Ok)).collect(),
             // Nothing was committed: everyone tries again on their own.
@@ -299,9 +295,80 @@ impl SqlStore {
     }
 }
 
-/// The batch's statements. Returns, per job in order, its answer, or `None` when the job
-/// must write alone (its token was not spent here).
-fn write_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Option<Answer>>> {
+impl SqlStore {
+    /// The batch's statements. Returns, per job in order, its answer, or `None` when the job
+    /// must write alone (its token was not spent here).
+    fn write_batch(&self, batch: &[Arc<Job>]) -> StoreResult<Vec<Option<Answer>>> {
+        let mut conn = self.conn()?;
+        match &mut *conn {
+            DbConnection::Pg(pg) => write_batch_pg(pg, batch),
+            db => db.transaction(|db| write_batch_sqlite(db, batch)),
+        }
+    }
+}
+
+/// The batch on Postgres: one statement (`rotation_pg`), atomic without a transaction.
+fn write_batch_pg(
+    pg: &mut diesel::PgConnection,
+    batch: &[Arc<Job>],
+) -> StoreResult<Vec<Option<Answer>>> {
+    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(batch.len());
+    let mut requests = SpendRequests::default();
+    // Which job each request is (by position), and the hashes already requested: a hash
+    // presented again (by its client or another) is left alone, where it finds the token
+    // spent by the first presentation or says why not.
+    let mut requested_by = Vec::new();
+    let mut requested: HashSet<&str> = HashSet::new();
+    let mut new = Vec::new();
+    let mut at = None;
+    for (i, job) in batch.iter().enumerate() {
+        match &job.work {
+            Work::Rotate {
+                token_hash,
+                client_id,
+                now,
+                successor,
+            } => {
+                if requested.insert(token_hash) {
+                    requests.push(token_hash, client_id, successor)?;
+                    requested_by.push(i);
+                    at = at.max(Some(*now));
+                }
+                answers.push(None);
+            }
+            Work::Issue(token) => {
+                new.push(NewRefreshToken::try_from(token)?);
+                answers.push(Some(Answer::Issued));
+            }
+        }
+    }
+    // The rotation happens now for all of them: at the latest of their arrival times.
+    let at = to_db_time(at.unwrap_or_else(Utc::now));
+    let spent: Vec<(RefreshTokenRow, i32)> = SpendAndStore {
+        requests,
+        at,
+        new: NewRows::new(&new),
+    }
+    .get_results(pg)?;
+    for (row, n) in spent {
+        let job = usize::try_from(n - 1)
+            .ok()
+            .and_then(|n| requested_by.get(n))
+            .ok_or_else(mismatched)?;
+        answers[*job] = Some(Answer::Rotation(Box::new(Rotation::Rotated(
+            RefreshToken::try_from(row)?,
+        ))));
+    }
+    Ok(answers)
+}
+
+/// The batch on SQLite, inside a transaction: one UPDATE for all rotations, then a statement
+/// per new row (diesel has no multi-row INSERT for SQLite rows with optional columns, and
+/// a statement costs no round trip there).
+fn write_batch_sqlite(
+    db: &mut DbConnection,
+    batch: &[Arc<Job>],
+) -> StoreResult<Vec<Option<Answer>>> {
     let (rotated, successors) = spend(db, batch)?;
     let mut rotated = rotated.into_iter();
     let mut answers = Vec::with_capacity(batch.len());
@@ -320,25 +387,10 @@ fn write_batch(db: &mut DbConnection, batch: &[Arc<Job>]) -> StoreResult<Vec<Opt
             }
         }
     }
-    let rows: Vec<NewRefreshToken<'_>> = successors
-        .iter()
-        .chain(issued)
-        .map(NewRefreshToken::try_from)
-        .collect::<StoreResult<_>>()?;
-    match db {
-        // One INSERT of arrays on Postgres, prepared once per connection; diesel has no
-        // multi-row INSERT for SQLite rows with optional columns, where a statement per
-        // row costs no round trip anyway.
-        DbConnection::Pg(pg) if !rows.is_empty() => {
-            RefreshRows::new(&rows).execute(pg)?;
-        }
-        _ => {
-            for row in &rows {
-                diesel::insert_into(refresh_tokens::table)
-                    .values(row)
-                    .execute(db)?;
-            }
-        }
+    for token in successors.iter().chain(issued) {
+        diesel::insert_into(refresh_tokens::table)
+            .values(NewRefreshToken::try_from(token)?)
+            .execute(db)?;
     }
     Ok(answers)
 }
@@ -349,7 +401,7 @@ fn spend(
     db: &mut DbConnection,
     batch: &[Arc<Job>],
 ) -> StoreResult<(Vec<Option<Rotation>>, Vec<RefreshToken>)> {
-    let requests: Vec<(&str, &str, DateTime<Utc>, &Mutex<Successor>)> = batch
+    let requests: Vec<(&str, &str, DateTime<Utc>, &Successor)> = batch
         .iter()
         .filter_map(|j| match &j.work {
             Work::Rotate {
@@ -413,8 +465,7 @@ fn spend(
             answers.push(None);
             continue;
         };
-        let next = (lock(successor))(&old);
-        let answer = match next {
+        let answer = match successor.of(&old) {
             Some(next) => {
                 successors.push(next);
                 Rotation::Rotated(old)
@@ -439,7 +490,7 @@ fn spend(
 /// own tables, so this one, which names the outer row, is written out; its text is fixed,
 /// so the statement is still found in the cache by type.
 #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-struct StillGranted;
+pub(super) struct StillGranted;
 
 impl diesel::Expression for StillGranted {
     type SqlType = diesel::sql_types::Bool;
@@ -501,7 +552,7 @@ impl SqlStore {
             batch.extend(a.cloned());
             batch.extend(b.cloned());
         }
-        let nobody = Job::rotate("", "", Utc::now(), Box::new(|_| None));
+        let nobody = Job::rotate("", "", Utc::now(), super::tests::successor(""));
         assert!(self.commit_batch(&batch, &nobody).is_none());
         let rotated = rotations
             .iter()

@@ -16,6 +16,7 @@ use crate::domain::{
 };
 use crate::store::{
     AuditStore, ClientStore, GrantStore, RefreshTokenStore, SessionStore, StoreError, SubjectStore,
+    Successor, SuccessorScopes,
 };
 
 /// A store on its own database, removed when dropped.
@@ -222,6 +223,16 @@ pub(super) fn refresh(hash: &str, family: &str, client_id: &str, subject_id: &st
         expires_at: t0() + Duration::days(30),
         used_at: None,
         revoked_at: None,
+    }
+}
+
+/// A successor named `hash`, with the spent token's scopes, created at `t0()`.
+pub(super) fn successor(hash: &str) -> Successor {
+    Successor {
+        token_hash: hash.into(),
+        created_at: t0(),
+        expires_at: t0() + Duration::days(30),
+        scopes: SuccessorScopes::Same,
     }
 }
 
