@@ -24,6 +24,8 @@
 #   IDP_BIN, LOADGEN_BIN            use these binaries instead of building
 #   LOADGEN_ARGS                    extra loadgen flags, e.g. "--rate 2000" (open loop)
 #   BENCH_ENV                       extra IDP_* settings for the server, e.g. "IDP_DB_POOL_SIZE=32"
+#   BOUND_SECS 5                    seconds of each argon2id bound measurement (before and
+#                                   after flow-fresh)
 #   PEER       0                    1: also measure node-oidc-provider
 #   PEER_DIR   shared/peer-node-oidc-provider next to the repo (copied to target/peer)
 #   PEER_AT_FORMAT jwt              jwt|opaque access tokens on the peer
@@ -42,6 +44,7 @@ VUS=${VUS:-32}
 DUR=${DUR:-10s}
 WARM=${WARM:-2s}
 STARTS=${STARTS:-3}
+BOUND_SECS=${BOUND_SECS:-5}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PEER=${PEER:-0}
@@ -152,6 +155,14 @@ run_loadgen() { # $1 = name, rest = extra args; writes $OUT/$1.json and $OUT/$1.
     grep -A20 '^scenario' "$OUT/$name.txt" | sed -n '1,9p' >&2 || true
 }
 
+# flow-fresh runs on its own, between two measurements of the argon2id bound; the others
+# run together.
+SCENARIO_LIST=$SCENARIOS
+[ "$SCENARIO_LIST" = all ] && SCENARIO_LIST=discovery,jwks,client-credentials,refresh,introspect,userinfo,flow-fresh,flow-sso
+OTHER_SCENARIOS=$(printf '%s\n' "${SCENARIO_LIST//,/$'\n'}" | grep -vxE 'flow-fresh|fresh' | paste -sd, - || true)
+FRESH=0
+printf '%s\n' "${SCENARIO_LIST//,/$'\n'}" | grep -qxE 'flow-fresh|fresh' && FRESH=1
+
 # ------------------------------------------------------------------ Propusk, per backend
 BENCH_LOGIN=bench@example.ru
 BENCH_PASSWORD="Bench-Passw0rd-Zq7!x"
@@ -208,9 +219,25 @@ for backend in $BACKENDS; do
     sleep 2
     echo "idle_rss_kib=$(rss_kib "$SERVER_PID")" >> "$OUT/$backend.mem.txt"
     ticks0=$(awk '{print $14+$15}' "/proc/$SERVER_PID/stat")
-    LOADGEN_CLIENT_SECRET=$CLIENT_SECRET LOADGEN_PASSWORD=$BENCH_PASSWORD \
-        run_loadgen "propusk-$backend" --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" \
-        --login "$BENCH_LOGIN" --redirect-uri "$REDIRECT"
+    propusk_load() { # $1 = run name, $2 = scenarios
+        SCENARIOS=$2 LOADGEN_CLIENT_SECRET=$CLIENT_SECRET LOADGEN_PASSWORD=$BENCH_PASSWORD \
+            run_loadgen "$1" --url "http://127.0.0.1:$PORT" --client-id "$CLIENT_ID" \
+            --login "$BENCH_LOGIN" --redirect-uri "$REDIRECT"
+    }
+    [ -z "$OTHER_SCENARIOS" ] || propusk_load "propusk-$backend" "$OTHER_SCENARIOS"
+    if [ "$FRESH" = 1 ]; then
+        # flow-fresh between two measurements of the argon2id bound: the checks per second
+        # of the server's own parameters and workers (`idp config password-capacity`, in its
+        # own process while the server is idle), so the bound and the flows share a minute.
+        password_capacity() {
+            (cd "$WORK" && "$IDP_BIN" config password-capacity --seconds "$BOUND_SECS" --json) \
+                | json_field checks_per_sec
+        }
+        bound_before=$(password_capacity)
+        propusk_load "propusk-$backend.flow-fresh" flow-fresh
+        bound_after=$(password_capacity)
+        echo "argon2_bound_per_sec=$bound_before $bound_after" >> "$OUT/$backend.mem.txt"
+    fi
     ticks1=$(awk '{print $14+$15}' "/proc/$SERVER_PID/stat")
     {
         echo "after_load_rss_kib=$(rss_kib "$SERVER_PID")"
@@ -275,7 +302,9 @@ runs = {}
 for f in sorted(os.listdir(out)):
     if f.endswith(".json"):
         try:
-            runs[f[:-5]] = {s["scenario"]: s for s in json.load(open(os.path.join(out, f)))["scenarios"]}
+            # "<run>.<part>.json" (flow-fresh, run on its own) joins the run "<run>".
+            run = f[:-5].split(".")[0]
+            runs.setdefault(run, {}).update({s["scenario"]: s for s in json.load(open(os.path.join(out, f)))["scenarios"]})
         except Exception as e:
             print(f"<!-- {f}: {e} -->")
 def mem(name):
@@ -305,6 +334,14 @@ for n in names:
     m = mem(key)
     if m:
         print(f"- {n}: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+for n in names:
+    bound = mem(n.replace("propusk-", "")).get("argon2_bound_per_sec", "").split()
+    fresh = runs[n].get("flow-fresh")
+    if bound and fresh:
+        mean = sum(float(b) for b in bound) / len(bound)
+        print(f"- {n}: flow-fresh {fresh['throughput']:.1f}/s, argon2id bound "
+              + " / ".join(f"{float(b):.1f}" for b in bound)
+              + f" checks/s (before / after): {100 * fresh['throughput'] / mean:.0f} % of their mean")
 peer = runs.get("peer")
 if peer:
     print()
