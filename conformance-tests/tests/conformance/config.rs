@@ -249,3 +249,49 @@ async fn oidcc_rp_initiated_logout_discovery_endpoint_verification() {
     })
     .await;
 }
+
+/// `idp config password-capacity` runs real checks with the configured argon2id parameters
+/// on the configured workers, reports their rate, and refuses a duration it cannot use.
+#[tokio::test]
+async fn config_password_capacity_measures_the_configured_argon2() {
+    let idp = super::harness::Idp::start(
+        super::harness::Backend::Sqlite,
+        &[("IDP_PASSWORD__MAX_CONCURRENT", "2")],
+    )
+    .await;
+    let out = idp
+        .cli(&["config", "password-capacity", "--seconds", "0.5", "--json"])
+        .await;
+    let j: Value = serde_json::from_str(out.trim()).unwrap();
+    // The harness's parameters (cheaper than production).
+    assert_eq!(
+        (j["memory_kib"].as_u64(), j["iterations"].as_u64()),
+        (Some(4096), Some(1))
+    );
+    assert_eq!(j["workers"].as_u64(), Some(2));
+    let (checks, seconds, rate) = (
+        j["checks"].as_u64().unwrap(),
+        j["seconds"].as_f64().unwrap(),
+        j["checks_per_sec"].as_f64().unwrap(),
+    );
+    assert!(checks >= 4 && seconds >= 0.5, "{j}");
+    assert!((rate - checks as f64 / seconds).abs() < 1e-6, "{j}");
+    let per_check = j["ms_per_check"].as_f64().unwrap();
+    assert!((per_check * rate - 2000.0).abs() < 1e-3, "{j}");
+
+    let text = idp
+        .cli(&["config", "password-capacity", "--seconds", "0.2"])
+        .await;
+    assert!(
+        text.starts_with("argon2id m=4096 KiB, t=1, p=1 on 2 workers: ")
+            && text.contains("checks/s"),
+        "{text}"
+    );
+    for bad in ["0", "-1", "nan", "7200"] {
+        let arg = format!("--seconds={bad}");
+        let (ok, _, err) = idp
+            .cli_with(&[], &["config", "password-capacity", &arg])
+            .await;
+        assert!(!ok && err.contains("--seconds"), "{bad}: {err}");
+    }
+}
