@@ -5,11 +5,11 @@
 //! (five round trips and a commit flush on Postgres, a turn of the single writer on SQLite),
 //! and under load that transaction is most of the work of a refresh. Rotations that arrive
 //! while one is being committed therefore wait and then go together: the first caller to
-//! find no batch running leads, takes every rotation queued so far and commits them in one
-//! transaction (one conditional UPDATE for all, which also checks their subjects and
-//! grants, and one INSERT of all successors, whose text on Postgres does not depend on the
-//! batch size: see `refresh_rows`). Every statement of a batch is prepared once per
-//! connection, so a batch is four round trips on Postgres: BEGIN, UPDATE, INSERT, COMMIT.
+//! find no batch running leads, takes every rotation queued so far and commits them
+//! together: on Postgres in one statement, one round trip, that spends the tokens (checking
+//! their clients, the scopes asked for, their subjects and grants) and stores the
+//! successors it builds from the spent rows (`rotation_pg`); on SQLite in one transaction
+//! of one conditional UPDATE for all and an INSERT per new row.
 //! When it is done the leader hands the lead to the oldest caller still waiting, so nobody
 //! serves others for longer than one batch. One batch is committed at a
 //! time ([`LANES`]): on Postgres four lanes were measured slower than one (smaller batches,
@@ -21,9 +21,10 @@
 //!   answered by the batch: its caller runs the one-by-one rotation, which reads the row to
 //!   say why (the second of two presentations of one token sees it spent: `AlreadyUsed`, as
 //!   if it had come later);
-//! - a token spent by the batch whose successor the callback declines is un-spent in the
-//!   same transaction before it commits (the UPDATE set `used_at` only where it was NULL),
-//!   so it is left as it was;
+//! - a token whose successor asks for a scope beyond it is not spent by the Postgres
+//!   statement (the check is one of its conditions) and goes alone; on SQLite it is
+//!   un-spent in the same transaction before it commits (the UPDATE set `used_at` only
+//!   where it was NULL), so it is left as it was;
 //! - if the batch transaction fails as a whole (a deadlock with another node's batch, a
 //!   lost connection), nothing of it was committed and every caller runs its rotation on
 //!   its own.
@@ -258,7 +259,7 @@ impl SqlStore {
     }
 
     /// Commits `batch` in one transaction and answers every job in it except `own`, whose
-    /// answer is returned (`None`: rotate alone). A panic in a callback answers everyone
+    /// answer is returned (`None`: rotate alone). A panic while writing answers everyone
     /// with an error instead of leaving them waiting.
     fn commit_batch(&self, batch: &[Arc<Job>], own: &Arc<Job>) -> Option<StoreResult<Answer>> {
         let outcome =
