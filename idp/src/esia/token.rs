@@ -307,10 +307,9 @@ async fn refresh(
         expires_at: now + chrono::Duration::seconds(state.cfg.tokens.refresh_token_ttl_secs as i64),
         scopes: SuccessorScopes::Within(asked.to_vec()),
     };
-    let cid = client.id.clone();
     let rotation = state
         .store
-        .call(move |s| s.rotate_refresh(&hash, &cid, now, successor))
+        .rotate_refresh_queued(hash, client.id.clone(), now, successor)
         .await?;
     let old = match rotation {
         Rotation::Rotated(t) => t,

@@ -122,28 +122,30 @@ async fn issue(
     // and the person's records (documents, level; issue 5) are read only for them.
     let needs_claims = openid && !extra.is_empty();
     // One store call, one statement on the usual path: the refresh token's foreign keys
-    // check that the account is still there.
-    let holder = state
-        .store
-        .call(move |s| {
-            if needs_claims {
-                let Some(subject) = s.find_subject(&sub)? else {
-                    return Ok(None);
-                };
-                let person = crate::store::PersonStore::find_person(s, &sub)?;
-                if let Some(row) = &row {
-                    s.insert_refresh(row)?;
-                }
-                return Ok(Some(Some((subject, person))));
-            }
-            let exists = match row {
-                Some(row) => s.issue_refresh(row)?,
-                None => s.find_subject(&sub)?.is_some(),
-            };
-            Ok(exists.then_some(None))
-        })
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
+    // check that the account is still there, and the token is written with the refresh
+    // tokens that arrive meanwhile (the task waits without holding a thread).
+    let holder = match row {
+        Some(row) if !needs_claims => state.store.issue_refresh_queued(row).await?.then_some(None),
+        row => {
+            state
+                .store
+                .call(move |s| {
+                    let Some(subject) = s.find_subject(&sub)? else {
+                        return Ok(None);
+                    };
+                    if !needs_claims {
+                        return Ok(Some(None));
+                    }
+                    let person = crate::store::PersonStore::find_person(s, &sub)?;
+                    if let Some(row) = &row {
+                        s.insert_refresh(row)?;
+                    }
+                    Ok(Some(Some((subject, person))))
+                })
+                .await?
+        }
+    }
+    .ok_or_else(|| OAuthError::invalid_grant("the account no longer exists"))?;
     let keyset = state.keyring.snapshot();
     let scope = crate::protocol::scopes::join(&data.scopes);
     let userinfo_claims = claims::requested(data.claims.as_ref(), "userinfo");

@@ -42,10 +42,9 @@ pub async fn exchange(
             None => SuccessorScopes::Same,
         },
     };
-    let cid = client.id.clone();
     let rotation = state
         .store
-        .call(move |s| s.rotate_refresh(&hash, &cid, now, successor))
+        .rotate_refresh_queued(hash, client.id.clone(), now, successor)
         .await?;
     let old = match rotation {
         Rotation::Rotated(t) => t,

@@ -7,6 +7,7 @@ use super::models::{
     login_index, AuditEventRow, ClientRow, GrantRow, NewAuditEvent, NewClient, NewGrant,
     NewRefreshToken, NewSession, NewSubject, RefreshTokenRow, SessionRow, SubjectRow,
 };
+use super::rotation::Route;
 use super::schema::{
     audit_events, client_levels, clients, contact_index, grants, oid_counter, persons,
     refresh_tokens, sessions, subjects,
@@ -35,7 +36,7 @@ const UPSERT_ATTEMPTS: usize = 3;
 /// Whether `key` could be a stored key at all. Postgres text cannot hold NUL, and nothing
 /// is ever stored with one, so a lookup by such a key finds nothing on either backend
 /// instead of failing with a database error.
-fn storable(key: &str) -> bool {
+pub(super) fn storable(key: &str) -> bool {
     !key.contains('\0')
 }
 
@@ -360,13 +361,10 @@ impl RefreshTokenStore for SqlStore {
         now: DateTime<Utc>,
         successor: Successor,
     ) -> StoreResult<Rotation> {
-        if !storable(token_hash) || !storable(client_id) {
-            return Ok(Rotation::Invalid);
-        }
-        if super::rotation::batchable(token_hash) {
-            self.rotate_grouped(token_hash, client_id, now, successor)
-        } else {
-            self.rotate_single(token_hash, client_id, now, &successor)
+        match Route::of(token_hash, client_id) {
+            Route::Invalid => Ok(Rotation::Invalid),
+            Route::Queued => self.rotate_grouped(token_hash, client_id, now, successor),
+            Route::Single => self.rotate_single(token_hash, client_id, now, &successor),
         }
     }
 

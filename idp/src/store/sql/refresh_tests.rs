@@ -400,6 +400,144 @@ fn concurrent_issues_and_rotations_all_land() {
     });
 }
 
+/// Async callers (the token endpoint's tasks) wait for their batch without holding a
+/// thread, beside blocking callers on threads of their own, whichever of them starts the
+/// writer: every write lands once, one presentation of a token wins and the others see it
+/// used, an unstorable hash is invalid and a hash that cannot join a batch rotates alone.
+#[test]
+fn async_and_blocking_callers_share_the_batches() {
+    const N: usize = 16;
+    each(|s| {
+        seed(s);
+        for i in 0..N {
+            for prefix in ["a", "b"] {
+                s.insert_refresh(&refresh(&format!("{prefix}{i}"), "fam-a", "rp", "sub-1"))
+                    .unwrap();
+            }
+        }
+        s.insert_refresh(&refresh("with space", "fam-s", "rp", "sub-1"))
+            .unwrap();
+        let now = t0() + Duration::seconds(10);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (issued, rotated, contested, odd) = std::thread::scope(|scope| {
+            // Blocking callers rotate the "b" tokens meanwhile.
+            let blocking: Vec<_> = (0..N)
+                .map(|i| {
+                    scope.spawn(move || {
+                        let old = format!("b{i}");
+                        s.rotate_refresh(&old, "rp", now, next(format!("{old}-next")))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let answers = runtime.block_on(async {
+                let store = s.clone();
+                let issues: Vec<_> = (0..N)
+                    .map(|i| {
+                        let store = store.clone();
+                        let token = refresh(&format!("i{i}"), &format!("fam-i{i}"), "rp", "sub-1");
+                        tokio::spawn(async move { store.issue_refresh_queued(token).await })
+                    })
+                    .collect();
+                let rotations: Vec<_> = (0..N)
+                    .map(|i| {
+                        let store = store.clone();
+                        let (old, new) = (format!("a{i}"), format!("a{i}-next"));
+                        tokio::spawn(async move {
+                            store
+                                .rotate_refresh_queued(old, "rp".into(), now, next(new))
+                                .await
+                        })
+                    })
+                    .collect();
+                let contested: Vec<_> = (0..4)
+                    .map(|i| {
+                        let store = store.clone();
+                        tokio::spawn(async move {
+                            store
+                                .rotate_refresh_queued(
+                                    "h1".into(),
+                                    "rp".into(),
+                                    now,
+                                    next(format!("h1-{i}")),
+                                )
+                                .await
+                        })
+                    })
+                    .collect();
+                let mut out = (Vec::new(), Vec::new(), Vec::new());
+                for h in issues {
+                    out.0.push(h.await.unwrap().unwrap());
+                }
+                for h in rotations {
+                    out.1.push(h.await.unwrap().unwrap());
+                }
+                for h in contested {
+                    out.2.push(h.await.unwrap().unwrap());
+                }
+                let odd = (
+                    store
+                        .rotate_refresh_queued("nul\0".into(), "rp".into(), now, next("x"))
+                        .await
+                        .unwrap(),
+                    store
+                        .rotate_refresh_queued(
+                            "with space".into(),
+                            "rp".into(),
+                            now,
+                            next("s-next"),
+                        )
+                        .await
+                        .unwrap(),
+                );
+                (out, odd)
+            });
+            for h in blocking {
+                assert!(matches!(h.join().unwrap(), Rotation::Rotated(_)));
+            }
+            let ((issued, rotated, contested), odd) = answers;
+            (issued, rotated, contested, odd)
+        });
+        assert!(issued.iter().all(|&stored| stored), "{issued:?}");
+        for (i, r) in rotated.iter().enumerate() {
+            assert!(
+                matches!(r, Rotation::Rotated(t) if t.token_hash == format!("a{i}")),
+                "{r:?}"
+            );
+        }
+        let won = contested
+            .iter()
+            .filter(|r| matches!(r, Rotation::Rotated(_)))
+            .count();
+        let reused = contested
+            .iter()
+            .filter(|r| matches!(r, Rotation::AlreadyUsed(_)))
+            .count();
+        assert_eq!((won, reused), (1, 3), "{contested:?}");
+        assert!(matches!(odd.0, Rotation::Invalid), "{:?}", odd.0);
+        assert!(
+            matches!(&odd.1, Rotation::Rotated(t) if t.token_hash == "with space"),
+            "{:?}",
+            odd.1
+        );
+        for i in 0..N {
+            assert!(unused(s, &format!("i{i}")));
+            for prefix in ["a", "b"] {
+                assert!(!unused(s, &format!("{prefix}{i}")));
+                assert!(unused(s, &format!("{prefix}{i}-next")));
+            }
+        }
+        assert!(unused(s, "s-next"));
+        let successors = (0..4)
+            .filter(|i| s.find_refresh(&format!("h1-{i}")).unwrap().is_some())
+            .count();
+        assert_eq!(successors, 1);
+    });
+}
+
 /// A successor is the spent token renewed: same family, client, subject and sign-in, its
 /// own hash and lifetime, and the scopes it asked for (narrowed, or the spent token's when
 /// the asked ones are among them). Alone and in a batch, on every backend.

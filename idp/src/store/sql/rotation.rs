@@ -4,16 +4,19 @@
 //! grant, store the successor, commit. Done one by one, each costs a transaction of its own
 //! (five round trips and a commit flush on Postgres, a turn of the single writer on SQLite),
 //! and under load that transaction is most of the work of a refresh. Rotations that arrive
-//! while one is being committed therefore wait and then go together: the first caller to
-//! find no batch running leads, takes every rotation queued so far and commits them
+//! while one is being committed therefore wait and then go together: they queue, and one
+//! writer per lane ([`LANES`]) takes every rotation queued so far and commits them
 //! together: on Postgres in one statement, one round trip, that spends the tokens (checking
 //! their clients, the scopes asked for, their subjects and grants) and stores the
 //! successors it builds from the spent rows (`rotation_pg`); on SQLite in one transaction
-//! of one conditional UPDATE for all and an INSERT per new row.
-//! When it is done the leader hands the lead to the oldest caller still waiting, so nobody
-//! serves others for longer than one batch. One batch is committed at a
-//! time ([`LANES`]): on Postgres four lanes were measured slower than one (smaller batches,
-//! more commits competing for the same two cores), and SQLite has one writer anyway.
+//! of one conditional UPDATE for all and an INSERT per new row. The writer answers each
+//! caller through its own channel and takes the next batch, until the queue is empty; the
+//! next caller to find no writer starts one (an async caller on the blocking pool, a
+//! blocking caller on its own thread). An async caller's task waits without holding a
+//! thread, so a rotation costs no thread hand-over besides the writer's. One batch is
+//! committed at a time: on Postgres four lanes were measured slower than one (smaller
+//! batches, more commits competing for the same two cores), and SQLite has one writer
+//! anyway.
 //!
 //! Each caller gets exactly the answer of a rotation on its own:
 //! - a token the batch's UPDATE did not spend (unknown, expired, revoked, used, another
@@ -35,10 +38,11 @@
 //! a whole and everyone in it goes alone, where that token is refused on its own.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use tokio::sync::oneshot;
 
 use super::models::{NewRefreshToken, RefreshTokenRow};
 use super::rotation_pg::{NewRows, SpendAndStore, SpendRequests};
@@ -62,15 +66,15 @@ pub(super) struct RotationQueue {
 
 #[derive(Default)]
 struct QueueState {
-    pending: Vec<Arc<Job>>,
-    /// Batches being committed, or leads handed to waiting callers; at most [`LANES`].
+    pending: Vec<Job>,
+    /// Writers committing batches; at most [`LANES`].
     /// Invariant: when below `LANES`, `pending` is empty.
-    leading: usize,
+    writing: usize,
 }
 
 impl QueueState {
     /// The oldest waiting rotations, at most [`MAX_BATCH`].
-    fn next_batch(&mut self) -> Vec<Arc<Job>> {
+    fn next_batch(&mut self) -> Vec<Job> {
         let n = self.pending.len().min(MAX_BATCH);
         self.pending.drain(..n).collect()
     }
@@ -79,8 +83,7 @@ impl QueueState {
 /// One caller's write, and where its answer goes.
 struct Job {
     work: Work,
-    slot: Mutex<Slot>,
-    ready: Condvar,
+    reply: oneshot::Sender<Reply>,
 }
 
 enum Work {
@@ -103,63 +106,12 @@ enum Answer {
     Issued,
 }
 
-enum Slot {
-    Waiting,
-    /// Take the lead: commit this batch (which holds the job itself).
-    Lead(Vec<Arc<Job>>),
+enum Reply {
     /// Answered by a batch.
-    Done(Box<StoreResult<Answer>>),
-    /// Not answered by the batch: write on your own.
-    Alone,
-}
-
-impl Job {
-    fn rotate(
-        token_hash: &str,
-        client_id: &str,
-        now: DateTime<Utc>,
-        successor: Successor,
-    ) -> Arc<Self> {
-        Self::new(Work::Rotate {
-            token_hash: token_hash.to_string(),
-            client_id: client_id.to_string(),
-            now,
-            successor,
-        })
-    }
-
-    fn issue(token: RefreshToken) -> Arc<Self> {
-        Self::new(Work::Issue(token))
-    }
-
-    fn new(work: Work) -> Arc<Self> {
-        Arc::new(Job {
-            work,
-            slot: Mutex::new(Slot::Waiting),
-            ready: Condvar::new(),
-        })
-    }
-
-    fn set(&self, slot: Slot) {
-        *lock(&self.slot) = slot;
-        self.ready.notify_one();
-    }
-
-    /// Blocks until the slot leaves `Waiting`; returns what it became.
-    fn wait(&self) -> Slot {
-        let mut slot = lock(&self.slot);
-        loop {
-            match std::mem::replace(&mut *slot, Slot::Waiting) {
-                Slot::Waiting => {
-                    slot = self
-                        .ready
-                        .wait(slot)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
-                other => return other,
-            }
-        }
-    }
+    Done(StoreResult<Answer>),
+    /// Not answered by the batch: write on your own (the work comes back; boxed, as
+    /// the rarer and larger answer).
+    Alone(Box<Work>),
 }
 
 /// A batch's answer to a job of the other kind: cannot happen, but is an error rather than
@@ -168,8 +120,52 @@ fn mismatched() -> StoreError {
     StoreError::Db("refresh token batch answered the wrong kind of write".to_string())
 }
 
+/// The writer was stopped before it answered (the runtime shutting down).
+fn dropped() -> StoreError {
+    StoreError::Db("refresh token batch was abandoned".to_string())
+}
+
+/// A batch's answer to a rotation.
+fn rotated(answer: StoreResult<Answer>) -> StoreResult<Rotation> {
+    match answer? {
+        Answer::Rotation(r) => Ok(*r),
+        Answer::Issued => Err(mismatched()),
+    }
+}
+
+/// A batch's answer to a first token.
+fn issued(answer: StoreResult<Answer>) -> StoreResult<bool> {
+    match answer? {
+        Answer::Issued => Ok(true),
+        Answer::Rotation(_) => Err(mismatched()),
+    }
+}
+
+/// How a rotation is written.
+pub(super) enum Route {
+    /// Nothing to look up: the hash or client cannot be stored, so no token has it.
+    Invalid,
+    /// With the rotations that arrive meanwhile.
+    Queued,
+    /// On its own (see [`batchable`]).
+    Single,
+}
+
+impl Route {
+    pub(super) fn of(token_hash: &str, client_id: &str) -> Route {
+        if !super::queries::storable(token_hash) || !super::queries::storable(client_id) {
+            Route::Invalid
+        } else if batchable(token_hash) {
+            Route::Queued
+        } else {
+            Route::Single
+        }
+    }
+}
+
 impl SqlStore {
-    /// Rotates with the callers that arrive meanwhile; see the module documentation.
+    /// Rotates with the callers that arrive meanwhile, for callers on a thread that may
+    /// block; see the module documentation.
     pub(super) fn rotate_grouped(
         &self,
         token_hash: &str,
@@ -177,70 +173,112 @@ impl SqlStore {
         now: DateTime<Utc>,
         successor: Successor,
     ) -> StoreResult<Rotation> {
-        let job = Job::rotate(token_hash, client_id, now, successor);
-        match self.grouped(&job) {
-            Some(answer) => match answer? {
-                Answer::Rotation(r) => Ok(*r),
-                Answer::Issued => Err(mismatched()),
-            },
-            None => self.rotate_alone(&job),
-        }
+        let reply = self.wait_blocking(Work::rotate(token_hash, client_id, now, successor))?;
+        self.rotation_answered(reply)
     }
 
     /// Stores a family's first token with the writes that arrive meanwhile; Ok(false) if
     /// its subject or client is gone (see the module documentation).
     pub(super) fn issue_grouped(&self, token: RefreshToken) -> StoreResult<bool> {
-        let job = Job::issue(token);
-        match self.grouped(&job) {
-            Some(answer) => match answer? {
-                Answer::Issued => Ok(true),
-                Answer::Rotation(_) => Err(mismatched()),
-            },
-            None => self.issue_alone(&job),
+        let reply = self.wait_blocking(Work::Issue(token))?;
+        self.issue_answered(reply)
+    }
+
+    /// A rotation's outcome from its reply, on this thread.
+    fn rotation_answered(&self, reply: Reply) -> StoreResult<Rotation> {
+        match reply {
+            Reply::Done(answer) => rotated(answer),
+            Reply::Alone(work) => self.rotate_alone(&work),
         }
     }
 
-    /// Queues `job` and waits for its batch: its answer, or `None` when the batch left it
-    /// to write on its own.
-    fn grouped(&self, job: &Arc<Job>) -> Option<StoreResult<Answer>> {
-        let queue = &self.rotations;
-        // A free lane: lead at once (the queue is empty then, so the batch is this job).
-        let started = {
-            let mut q = lock(&queue.state);
-            q.pending.push(job.clone());
-            (q.leading < LANES).then(|| {
-                q.leading += 1;
-                q.next_batch()
-            })
-        };
-        let batch = match started {
-            Some(batch) => batch,
-            None => match job.wait() {
-                Slot::Done(answer) => return Some(*answer),
-                Slot::Alone => return None,
-                Slot::Lead(batch) => batch,
-                Slot::Waiting => unreachable!("wait returns only a set slot"),
-            },
-        };
-        let own = self.commit_batch(&batch, job);
-        {
-            // Hand the lane on with the next batch, taken under the same lock so that two
-            // leaders finishing together cannot hand over the same callers.
-            let mut q = lock(&queue.state);
-            if q.pending.is_empty() {
-                q.leading -= 1;
-            } else {
-                let next = q.next_batch();
-                if let Some(first) = next.first().cloned() {
-                    first.set(Slot::Lead(next));
+    /// A first token's outcome from its reply, on this thread.
+    fn issue_answered(&self, reply: Reply) -> StoreResult<bool> {
+        match reply {
+            Reply::Done(answer) => issued(answer),
+            Reply::Alone(work) => self.issue_alone(&work),
+        }
+    }
+
+    /// [`RefreshTokenStore::rotate_refresh`](crate::store::RefreshTokenStore::rotate_refresh)
+    /// for async callers: the caller's task waits for the batch without holding a thread,
+    /// and only a rotation the batch leaves alone goes to the blocking pool.
+    pub async fn rotate_refresh_queued(
+        &self,
+        token_hash: String,
+        client_id: String,
+        now: DateTime<Utc>,
+        successor: Successor,
+    ) -> StoreResult<Rotation> {
+        match Route::of(&token_hash, &client_id) {
+            Route::Invalid => Ok(Rotation::Invalid),
+            Route::Single => {
+                self.call(move |s| s.rotate_single(&token_hash, &client_id, now, &successor))
+                    .await
+            }
+            Route::Queued => {
+                let work = Work::Rotate {
+                    token_hash,
+                    client_id,
+                    now,
+                    successor,
+                };
+                match self.wait_async(work).await? {
+                    Reply::Done(answer) => rotated(answer),
+                    Reply::Alone(work) => self.call(move |s| s.rotate_alone(&work)).await,
                 }
             }
         }
-        own
     }
 
-    fn rotate_alone(&self, job: &Job) -> StoreResult<Rotation> {
-        match &job.work {
+    /// [`RefreshTokenStore::issue_refresh`](crate::store::RefreshTokenStore::issue_refresh)
+    /// for async callers, as [`rotate_refresh_queued`](Self::rotate_refresh_queued).
+    pub async fn issue_refresh_queued(&self, token: RefreshToken) -> StoreResult<bool> {
+        match self.wait_async(Work::Issue(token)).await? {
+            Reply::Done(answer) => issued(answer),
+            Reply::Alone(work) => self.call(move |s| s.issue_alone(&work)).await,
+        }
+    }
+
+    /// Queues `work`; the receiver of its answer, and a writer to start if no lane has one.
+    fn enqueue(&self, work: Work) -> (oneshot::Receiver<Reply>, Option<Writer>) {
+        let (reply, answer) = oneshot::channel();
+        let mut q = lock(&self.rotations.state);
+        q.pending.push(Job { work, reply });
+        let writer = (q.writing < LANES).then(|| {
+            q.writing += 1;
+            Writer {
+                store: self.clone(),
+                finished: false,
+            }
+        });
+        (answer, writer)
+    }
+
+    /// Queues `work` and waits for its batch on this thread, writing the batches itself if
+    /// no writer is running.
+    fn wait_blocking(&self, work: Work) -> StoreResult<Reply> {
+        let (answer, writer) = self.enqueue(work);
+        if let Some(writer) = writer {
+            writer.run();
+        }
+        answer.blocking_recv().map_err(|_| dropped())
+    }
+
+    /// Queues `work` and awaits its batch, starting a writer on the blocking pool if no
+    /// writer is running.
+    async fn wait_async(&self, work: Work) -> StoreResult<Reply> {
+        let (answer, writer) = self.enqueue(work);
+        if let Some(writer) = writer {
+            // Not awaited: the writer answers through the jobs' channels. If the runtime
+            // cannot run it, dropping it hands its queue back (see `Writer`'s Drop).
+            drop(tokio::task::spawn_blocking(move || writer.run()));
+        }
+        answer.await.map_err(|_| dropped())
+    }
+
+    fn rotate_alone(&self, work: &Work) -> StoreResult<Rotation> {
+        match work {
             Work::Rotate {
                 token_hash,
                 client_id,
@@ -251,20 +289,19 @@ impl SqlStore {
         }
     }
 
-    fn issue_alone(&self, job: &Job) -> StoreResult<bool> {
-        match &job.work {
+    fn issue_alone(&self, work: &Work) -> StoreResult<bool> {
+        match work {
             Work::Issue(token) => self.issue_single(token),
             Work::Rotate { .. } => Err(mismatched()),
         }
     }
 
-    /// Commits `batch` in one transaction and answers every job in it except `own`, whose
-    /// answer is returned (`None`: rotate alone). A panic while writing answers everyone
+    /// Commits `batch` and answers every job in it. A panic while writing answers everyone
     /// with an error instead of leaving them waiting.
-    fn commit_batch(&self, batch: &[Arc<Job>], own: &Arc<Job>) -> Option<StoreResult<Answer>> {
+    fn commit_batch(&self, batch: Vec<Job>) {
         let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(batch)));
-        let mut answers: Vec<Option<StoreResult<Answer>>> = match outcome {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write_batch(&batch)));
+        let answers: Vec<Option<StoreResult<Answer>>> = match outcome {
             Ok(Ok(answers)) => answers.into_iter().map(|a| a.map(Ok)).collect(),
             // Nothing was committed: everyone tries again on their own.
             Ok(Err(e)) => {
@@ -280,26 +317,81 @@ impl SqlStore {
                 })
                 .collect(),
         };
-        let mut mine = None;
-        for (job, answer) in batch.iter().zip(answers.iter_mut()) {
-            let answer = answer.take();
-            if Arc::ptr_eq(job, own) {
-                mine = answer;
-                continue;
-            }
-            job.set(match answer {
-                Some(a) => Slot::Done(Box::new(a)),
-                None => Slot::Alone,
+        for (Job { work, reply }, answer) in batch.into_iter().zip(answers) {
+            // A caller that stopped waiting (its request dropped) needs no answer; what
+            // the batch committed for it stands, as it would had it waited.
+            let _ = reply.send(match answer {
+                Some(a) => Reply::Done(a),
+                None => Reply::Alone(Box::new(work)),
             });
         }
-        mine
+    }
+}
+
+/// A lane's writer: commits the queue's batches, oldest first, until the queue is empty.
+/// Callers wait on their own channels, so a queue under load costs one thread, not one per
+/// caller, and no hand-over between batches.
+struct Writer {
+    store: SqlStore,
+    /// Whether [`run`](Self::run) gave the lane back itself.
+    finished: bool,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let batch = {
+                let mut q = lock(&self.store.rotations.state);
+                if q.pending.is_empty() {
+                    // Under the same lock as the check, so that a job queued after it
+                    // finds the lane free and starts a writer of its own.
+                    q.writing -= 1;
+                    self.finished = true;
+                    return;
+                }
+                q.next_batch()
+            };
+            self.store.commit_batch(batch);
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// A writer that never ran (its task was refused) or stopped by a panic gives its lane
+    /// back; if it was the last lane, the queued jobs are dropped, and their callers get an
+    /// error instead of waiting for ever.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let abandoned = {
+            let mut q = lock(&self.store.rotations.state);
+            q.writing -= 1;
+            if q.writing == 0 {
+                std::mem::take(&mut q.pending)
+            } else {
+                Vec::new()
+            }
+        };
+        drop(abandoned);
+    }
+}
+
+impl Work {
+    fn rotate(token_hash: &str, client_id: &str, now: DateTime<Utc>, successor: Successor) -> Work {
+        Work::Rotate {
+            token_hash: token_hash.to_string(),
+            client_id: client_id.to_string(),
+            now,
+            successor,
+        }
     }
 }
 
 impl SqlStore {
     /// The batch's statements. Returns, per job in order, its answer, or `None` when the job
     /// must write alone (its token was not spent here).
-    fn write_batch(&self, batch: &[Arc<Job>]) -> StoreResult<Vec<Option<Answer>>> {
+    fn write_batch(&self, batch: &[Job]) -> StoreResult<Vec<Option<Answer>>> {
         let mut conn = self.conn()?;
         match &mut *conn {
             DbConnection::Pg(pg) => write_batch_pg(pg, batch),
@@ -311,7 +403,7 @@ impl SqlStore {
 /// The batch on Postgres: one statement (`rotation_pg`), atomic without a transaction.
 fn write_batch_pg(
     pg: &mut diesel::PgConnection,
-    batch: &[Arc<Job>],
+    batch: &[Job],
 ) -> StoreResult<Vec<Option<Answer>>> {
     let mut answers: Vec<Option<Answer>> = Vec::with_capacity(batch.len());
     let mut requests = SpendRequests::default();
@@ -366,10 +458,7 @@ fn write_batch_pg(
 /// The batch on SQLite, inside a transaction: one UPDATE for all rotations, then a statement
 /// per new row (diesel has no multi-row INSERT for SQLite rows with optional columns, and
 /// a statement costs no round trip there).
-fn write_batch_sqlite(
-    db: &mut DbConnection,
-    batch: &[Arc<Job>],
-) -> StoreResult<Vec<Option<Answer>>> {
+fn write_batch_sqlite(db: &mut DbConnection, batch: &[Job]) -> StoreResult<Vec<Option<Answer>>> {
     let (rotated, successors) = spend(db, batch)?;
     let mut rotated = rotated.into_iter();
     let mut answers = Vec::with_capacity(batch.len());
@@ -400,7 +489,7 @@ fn write_batch_sqlite(
 /// not spent here, rotate alone), and the successors to store.
 fn spend(
     db: &mut DbConnection,
-    batch: &[Arc<Job>],
+    batch: &[Job],
 ) -> StoreResult<(Vec<Option<Rotation>>, Vec<RefreshToken>)> {
     let requests: Vec<(&str, &str, DateTime<Utc>, &Successor)> = batch
         .iter()
@@ -537,45 +626,38 @@ impl SqlStore {
         rotations: Vec<(&str, &str, DateTime<Utc>, Successor)>,
         issues: &[RefreshToken],
     ) -> (Vec<StoreResult<Rotation>>, Vec<StoreResult<bool>>) {
-        let rotations: Vec<Arc<Job>> = rotations
-            .into_iter()
-            .map(|(hash, client, now, successor)| Job::rotate(hash, client, now, successor))
-            .collect();
-        let issues: Vec<Arc<Job>> = issues.iter().cloned().map(Job::issue).collect();
+        let mut rotating = Vec::new();
+        let mut issuing = Vec::new();
         // Interleaved, so that the answers must be matched to jobs by kind.
         let mut batch = Vec::new();
-        let (mut r, mut i) = (rotations.iter(), issues.iter());
+        let mut job = |work: Work| {
+            let (reply, answer) = oneshot::channel();
+            batch.push(Job { work, reply });
+            answer
+        };
+        let (mut r, mut i) = (rotations.into_iter(), issues.iter());
         loop {
             let (a, b) = (r.next(), i.next());
             if a.is_none() && b.is_none() {
                 break;
             }
-            batch.extend(a.cloned());
-            batch.extend(b.cloned());
+            if let Some((hash, client, now, successor)) = a {
+                rotating.push(job(Work::rotate(hash, client, now, successor)));
+            }
+            if let Some(token) = b {
+                issuing.push(job(Work::Issue(token.clone())));
+            }
         }
-        let nobody = Job::rotate("", "", Utc::now(), super::tests::successor(""));
-        assert!(self.commit_batch(&batch, &nobody).is_none());
-        let rotated = rotations
-            .iter()
-            .map(|j| match j.wait() {
-                Slot::Done(answer) => match (*answer)? {
-                    Answer::Rotation(r) => Ok(*r),
-                    Answer::Issued => Err(mismatched()),
-                },
-                Slot::Alone => self.rotate_alone(j),
-                Slot::Lead(_) | Slot::Waiting => panic!("a batch answers or leaves alone"),
-            })
+        self.commit_batch(batch);
+        let answer =
+            |answer: oneshot::Receiver<Reply>| answer.blocking_recv().map_err(|_| dropped());
+        let rotated = rotating
+            .into_iter()
+            .map(|a| self.rotation_answered(answer(a)?))
             .collect();
-        let issued = issues
-            .iter()
-            .map(|j| match j.wait() {
-                Slot::Done(answer) => match (*answer)? {
-                    Answer::Issued => Ok(true),
-                    Answer::Rotation(_) => Err(mismatched()),
-                },
-                Slot::Alone => self.issue_alone(j),
-                Slot::Lead(_) | Slot::Waiting => panic!("a batch answers or leaves alone"),
-            })
+        let issued = issuing
+            .into_iter()
+            .map(|a| self.issue_answered(answer(a)?))
             .collect();
         (rotated, issued)
     }
@@ -586,5 +668,37 @@ impl SqlStore {
         requests: Vec<(&str, &str, DateTime<Utc>, Successor)>,
     ) -> Vec<StoreResult<Rotation>> {
         self.write_as_batch(requests, &[]).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A writer that never runs (the runtime refused its task) gives the lane back and
+    /// drops the queue, so its callers get an error rather than waiting for ever, and the
+    /// next caller starts a writer of its own.
+    #[test]
+    fn a_writer_that_never_runs_fails_its_queue_and_frees_the_lane() {
+        super::super::tests::each(|s| {
+            let work = || Work::Issue(super::super::tests::refresh("h", "f", "rp", "sub"));
+            let (first, writer) = s.enqueue(work());
+            let writer = writer.expect("the lane was free");
+            let (second, none) = s.enqueue(work());
+            assert!(none.is_none(), "one lane, taken");
+            drop(writer);
+            assert!(first.blocking_recv().is_err());
+            assert!(second.blocking_recv().is_err());
+            let (third, writer) = s.enqueue(work());
+            assert!(writer.is_some(), "the lane is free again");
+            // Its job is answered (the client is unknown: the batch fails, it goes alone).
+            writer.unwrap().run();
+            match third.blocking_recv().unwrap() {
+                Reply::Alone(work) => assert!(!s.issue_alone(&work).unwrap()),
+                Reply::Done(_) => panic!("a token of an unknown client cannot be stored"),
+            }
+        });
     }
 }
