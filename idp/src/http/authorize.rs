@@ -102,7 +102,7 @@ pub(super) async fn proceed(
     };
     match next {
         Next::Fail(e) => redirect_error(state, &request.target, &e),
-        Next::Finish(auth) => finish_known(state, lang, &request, &auth, standing).await,
+        Next::Finish(auth) => finish(state, lang, &request, &auth, standing).await,
         Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
         Next::SecondFactor(p) | Next::Passkey(p) => {
             start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
@@ -284,18 +284,9 @@ pub(super) async fn start_tx(
     }
 }
 
-/// Issues the code and delivers it to the client.
-pub async fn finish(
-    state: &AppState,
-    lang: Lang,
-    request: &AuthRequest,
-    auth: &AuthContext,
-) -> HttpResponse {
-    finish_known(state, lang, request, auth, None).await
-}
-
-/// [`finish`] with the person's standing when it was just read (see [`level::gate`]).
-async fn finish_known(
+/// Issues the code and delivers it to the client; `known` is the person's standing when it
+/// was just read (see [`level::gate`]).
+pub(super) async fn finish(
     state: &AppState,
     lang: Lang,
     request: &AuthRequest,

@@ -7,6 +7,7 @@ use consent_ui::{ConsentPage, ErrorKind, Lang, LoginError, LoginPage};
 use super::authorize::{current_session, finish, redirect_error};
 use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
+use super::level::Standing;
 use crate::audit::AuditEvent;
 use crate::authn::login::{self, AfterFirstFactor, Factors, Next};
 use crate::authn::throttle::Throttle;
@@ -16,7 +17,7 @@ use crate::domain::{Grant, SsoSession};
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::{AuditStore, ClientStore, GrantStore, SessionStore, SubjectStore};
+use crate::store::{AuditStore, GrantStore, SessionStore, SubjectStore};
 
 /// The `tx` query parameter.
 pub(super) fn tx_param(req: &HttpRequest) -> String {
@@ -59,9 +60,9 @@ pub(super) async fn client_name(state: &AppState, id: &str) -> String {
     if id == super::account::ACCOUNT_CLIENT {
         return "Пропуск: безопасность / Propusk: security".into();
     }
-    let cid = id.to_string();
-    match state.store.call(move |s| s.find_client(&cid)).await {
-        Ok(Some(c)) => c.name,
+    // Through the per-node client cache, as the token endpoint reads clients.
+    match state.clients.find(&state.store, id).await {
+        Ok(Some(c)) => c.name.clone(),
         _ => id.to_string(),
     }
 }
@@ -542,15 +543,10 @@ async fn open_session(
         ip: ip_of(state, req),
         detail: serde_json::json!({ "amr": session.amr, "acr": session.acr, "sid": session.sid }),
     };
+    // The previous session's end, the new one and its audit event: one transaction.
     state
         .store
-        .call(move |s| {
-            if let Some(p) = previous {
-                s.end_session(&p.sid, now)?;
-            }
-            s.insert_session(&session)?;
-            s.append_audit(&event)
-        })
+        .call(move |s| s.open_session(&session, previous.as_ref().map(|p| p.sid.as_str()), &event))
         .await?;
     if !remember {
         touch_idle(state, &auth.sid).await?;
@@ -614,12 +610,23 @@ pub(super) async fn continue_after_login(
     if super::account::is_account_tx(&tx) {
         return super::account::after_sign_in(state, lang, &tx).await;
     }
+    // The grant, and what the code's gate needs (the person's standing, the client's
+    // minimum level), in one query.
     let (sub, cid) = (auth.subject_id.clone(), tx.request.client_id.clone());
-    let grant = match state.store.call(move |s| s.find_grant(&sub, &cid)).await {
-        Ok(g) => g,
+    let at = match state
+        .store
+        .call(move |s| s.find_subject_at(&sub, &cid))
+        .await
+    {
+        Ok(at) => at,
         Err(e) => return page_failure(lang, &e.into()),
     };
-    match login::after_login(&tx.request, auth, grant.as_ref()) {
+    let known = Standing {
+        subject_id: auth.subject_id.clone(),
+        person: at.standing,
+        client_min_level: at.client_min_level,
+    };
+    match login::after_login(&tx.request, auth, at.grant.as_ref()) {
         Next::Consent(auth) => {
             tx.auth = Some(auth);
             let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
@@ -631,16 +638,22 @@ pub(super) async fn continue_after_login(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        Next::Finish(auth) => complete(state, lang, &tx, &auth).await,
+        Next::Finish(auth) => complete(state, lang, &tx, &auth, Some(known)).await,
         Next::Fail(e) => redirect_error(state, &tx.request.target, &e),
         Next::Login | Next::SecondFactor(_) | Next::Passkey(_) | Next::NoPasskey => expired(lang),
     }
 }
 
-/// Ends the transaction (once) and issues the code.
-async fn complete(state: &AppState, lang: Lang, tx: &LoginTx, auth: &AuthContext) -> HttpResponse {
+/// Ends the transaction (once) and issues the code; `known` as [`finish`] takes it.
+async fn complete(
+    state: &AppState,
+    lang: Lang,
+    tx: &LoginTx,
+    auth: &AuthContext,
+    known: Option<Standing>,
+) -> HttpResponse {
     match LoginTx::take(state.eph.as_ref(), &tx.id).await {
-        Ok(Some(_)) => finish(state, lang, &tx.request, auth).await,
+        Ok(Some(_)) => finish(state, lang, &tx.request, auth, known).await,
         Ok(None) => expired(lang),
         Err(e) => page_failure(lang, &e.into()),
     }
@@ -711,7 +724,7 @@ pub async fn consent_submit(
     if let Err(e) = record_consent(&state, &req, &tx, &auth).await {
         return page_failure(lang, &e);
     }
-    complete(&state, lang, &tx, &auth).await
+    complete(&state, lang, &tx, &auth, None).await
 }
 
 /// Remembers the scopes the user agreed to, with an audit event.

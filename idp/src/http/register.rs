@@ -649,8 +649,8 @@ async fn password(
                 Err(StoreError::Conflict) => return Ok(false),
                 other => other?,
             };
-            s.append_audit(&event)?;
-            s.insert_session(&session)?;
+            // The session and the registration's event together.
+            s.open_session(&session, None, &event)?;
             Ok(true)
         })
         .await?;

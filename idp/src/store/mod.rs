@@ -68,8 +68,30 @@ pub struct SessionAtClient {
     pub client_min_level: Option<AccountLevel>,
 }
 
+/// What the authorization endpoint decides on for a subject who has just signed in at a
+/// client: [`SessionAtClient`] without the session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubjectAtClient {
+    /// The subject's grant to the client.
+    pub grant: Option<Grant>,
+    /// The subject's person's level and status, as [`PersonStore::find_person_standing`]
+    /// gives them (`None`: the subject is gone).
+    pub standing: Option<Person>,
+    /// The client's minimum account level, as [`PersonStore::client_min_level`] gives it.
+    pub client_min_level: Option<AccountLevel>,
+}
+
 pub trait SessionStore {
     fn insert_session(&self, s: &SsoSession) -> StoreResult<()>;
+    /// A sign-in, in one transaction: ends the session `replaces` (the browser's previous
+    /// one, if live) at `s.created_at`, stores `s` and appends `event`. Nothing is written
+    /// if any of it fails.
+    fn open_session(
+        &self,
+        s: &SsoSession,
+        replaces: Option<&str>,
+        event: &AuditEvent,
+    ) -> StoreResult<()>;
     /// A session by cookie hash, only while not ended and not expired at `now`.
     fn find_live_session(
         &self,
@@ -84,6 +106,10 @@ pub trait SessionStore {
         now: DateTime<Utc>,
         client_id: &str,
     ) -> StoreResult<Option<SessionAtClient>>;
+    /// [`find_live_session_at`](Self::find_live_session_at) for a subject who has just
+    /// signed in: its grant to `client_id`, its standing and the client's minimum level, in
+    /// one query.
+    fn find_subject_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SubjectAtClient>;
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>>;
     /// Marks the session ended. Ok(false) if it was already ended or absent.
     fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool>;

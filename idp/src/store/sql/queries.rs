@@ -17,7 +17,7 @@ use crate::audit::AuditEvent;
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
     AuditStore, ClientStore, GrantStore, RefreshTokenStore, Rotation, SessionAtClient,
-    SessionStore, StoreError, StoreResult, SubjectStore, Successor,
+    SessionStore, StoreError, StoreResult, SubjectAtClient, SubjectStore, Successor,
 };
 
 /// A session left-joined with its grant's (scopes, created, updated), its person's
@@ -27,6 +27,15 @@ type SessionAtClientRow = (
     Option<(String, NaiveDateTime, NaiveDateTime)>,
     Option<super::person::StandingRow>,
     Option<NaiveDateTime>,
+    Option<String>,
+);
+
+/// A subject's grant, person's standing, last change and the client's minimum level, as
+/// [`SessionAtClientRow`] without the session.
+type SubjectAtClientRow = (
+    Option<(String, NaiveDateTime, NaiveDateTime)>,
+    Option<super::person::StandingRow>,
+    NaiveDateTime,
     Option<String>,
 );
 
@@ -204,6 +213,36 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
+    fn open_session(
+        &self,
+        s: &SsoSession,
+        replaces: Option<&str>,
+        event: &AuditEvent,
+    ) -> StoreResult<()> {
+        let row = NewSession::try_from(s)?;
+        let audit = NewAuditEvent::try_from(event)?;
+        let at = to_db_time(s.created_at);
+        // Writes only, so SQLite takes its write lock with the first.
+        self.transaction(|conn| {
+            if let Some(sid) = replaces {
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::sid.eq(sid))
+                        .filter(sessions::ended_at.is_null()),
+                )
+                .set(sessions::ended_at.eq(Some(at)))
+                .execute(conn)?;
+            }
+            diesel::insert_into(sessions::table)
+                .values(&row)
+                .execute(conn)?;
+            diesel::insert_into(audit_events::table)
+                .values(&audit)
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
     fn find_live_session(
         &self,
         id_hash: &str,
@@ -273,6 +312,52 @@ impl SessionStore for SqlStore {
             client_min_level: super::person::min_level(client_id, level)?,
             session,
         }))
+    }
+
+    fn find_subject_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SubjectAtClient> {
+        let nobody = SubjectAtClient {
+            grant: None,
+            standing: None,
+            client_min_level: None,
+        };
+        if !storable(subject_id) || !storable(client_id) {
+            return Ok(nobody);
+        }
+        let cid = client_id.to_string();
+        let found: Option<SubjectAtClientRow> = on_backend!(&mut *self.conn()?, |c| {
+            subjects::table
+                .left_join(
+                    grants::table.on(grants::subject_id
+                        .eq(subjects::id)
+                        .and(grants::client_id.eq(cid.clone()))),
+                )
+                .left_join(persons::table.on(persons::subject_id.eq(subjects::id)))
+                .left_join(client_levels::table.on(client_levels::client_id.eq(cid)))
+                .filter(subjects::id.eq(subject_id))
+                .select((
+                    (grants::scopes, grants::created_at, grants::updated_at).nullable(),
+                    (persons::account_level, persons::status, persons::updated_at).nullable(),
+                    subjects::updated_at,
+                    client_levels::min_account_level.nullable(),
+                ))
+                .get_result(c)
+                .optional()
+        })?;
+        let Some((grant, person, subject_updated, level)) = found else {
+            return Ok(nobody);
+        };
+        let grant = grant.map(|(scopes, created_at, updated_at)| GrantRow {
+            subject_id: subject_id.to_string(),
+            client_id: client_id.to_string(),
+            scopes,
+            created_at,
+            updated_at,
+        });
+        Ok(SubjectAtClient {
+            grant: grant.map(Grant::try_from).transpose()?,
+            standing: super::person::standing(subject_id, person, Some(subject_updated))?,
+            client_min_level: super::person::min_level(client_id, level)?,
+        })
     }
 
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>> {

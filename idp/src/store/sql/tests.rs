@@ -389,6 +389,42 @@ fn concurrent_subject_inserts_get_distinct_oids() {
     });
 }
 
+/// A sign-in ends the browser's previous session, stores the new one and its audit event
+/// in one transaction: when the new session cannot be stored, the previous one stays live
+/// and no event is written.
+#[test]
+fn open_session_is_all_or_nothing() {
+    each(|s| {
+        seed(s);
+        let previous = session("hash-0", "sid-0", "sub-1");
+        s.insert_session(&previous).unwrap();
+        let later = t0() + Duration::minutes(5);
+        let new = SsoSession {
+            created_at: later,
+            auth_time: later,
+            ..session("hash-1", "sid-1", "sub-1")
+        };
+        s.open_session(&new, Some("sid-0"), &event("login.success"))
+            .unwrap();
+        assert_eq!(s.find_live_session("hash-1", later).unwrap(), Some(new));
+        assert_eq!(s.find_live_session("hash-0", later).unwrap(), None);
+        let ended = s.find_session_by_sid("sid-0").unwrap().unwrap();
+        assert_eq!(ended.ended_at, Some(later));
+        assert_eq!(s.list_audit(10).unwrap().len(), 1);
+
+        // The second sign-in's session collides with a stored one: nothing changes.
+        let other = session("hash-2", "sid-2", "sub-1");
+        s.insert_session(&other).unwrap();
+        let clash = session("hash-2", "sid-3", "sub-1");
+        assert!(s
+            .open_session(&clash, Some("sid-1"), &event("login.success"))
+            .is_err());
+        assert!(s.find_live_session("hash-1", later).unwrap().is_some());
+        assert_eq!(s.find_session_by_sid("sid-3").unwrap(), None);
+        assert_eq!(s.list_audit(10).unwrap().len(), 1);
+    });
+}
+
 #[test]
 fn sessions_live_expired_ended() {
     each(|s| {
@@ -426,9 +462,9 @@ fn sessions_live_expired_ended() {
 /// the grant of the asked client only, the person's standing (a default one before the
 /// person has a row), the asked client's level, and nothing for a dead session.
 #[test]
-fn session_at_client_reads_what_the_separate_lookups_read() {
+fn session_and_subject_at_client_read_what_the_separate_lookups_read() {
     use crate::domain::person::{AccountLevel, AccountStatus};
-    use crate::store::{PersonStore, SessionAtClient};
+    use crate::store::{PersonStore, SessionAtClient, SubjectAtClient};
     each(|s| {
         seed(s);
         s.insert_client(&client("rp-2")).unwrap();
@@ -440,7 +476,23 @@ fn session_at_client_reads_what_the_separate_lookups_read() {
             standing: s.find_person_standing("sub-1").unwrap(),
             client_min_level: s.client_min_level(cid).unwrap(),
         };
-        let at = |cid: &str| s.find_live_session_at("hash-1", t0(), cid).unwrap();
+        // The session's lookup, and the same for the subject without a session (checked
+        // against the separate lookups each time the session's is).
+        let at = |cid: &str| {
+            let found = s.find_live_session_at("hash-1", t0(), cid).unwrap();
+            let subject = s.find_subject_at("sub-1", cid).unwrap();
+            let expected = separate(cid);
+            assert_eq!(
+                subject,
+                SubjectAtClient {
+                    grant: expected.grant,
+                    standing: expected.standing,
+                    client_min_level: expected.client_min_level,
+                },
+                "{cid}"
+            );
+            found
+        };
 
         // No grant, no person row, no level yet.
         let first = at("rp").unwrap();
@@ -509,6 +561,16 @@ fn session_at_client_reads_what_the_separate_lookups_read() {
         );
         assert!(s.end_session("sid-1", t0()).unwrap());
         assert_eq!(s.find_live_session_at("hash-1", t0(), "rp").unwrap(), None);
+
+        // A subject that is gone, or a key that cannot be stored: nothing.
+        let nobody = SubjectAtClient {
+            grant: None,
+            standing: None,
+            client_min_level: None,
+        };
+        assert_eq!(s.find_subject_at("sub-404", "rp-2").unwrap(), nobody);
+        assert_eq!(s.find_subject_at("sub\0", "rp-2").unwrap(), nobody);
+        assert_eq!(s.find_subject_at("sub-1", "r\0p").unwrap(), nobody);
     });
 }
 

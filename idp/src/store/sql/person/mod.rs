@@ -103,24 +103,24 @@ impl PersonStore for SqlStore {
         if subject_id.contains('\0') {
             return Ok(None);
         }
-        let mut conn = self.conn()?;
-        let row: Option<StandingRow> = on_backend!(&mut *conn, |c| {
-            persons::table
-                .find(subject_id)
-                .select((persons::account_level, persons::status, persons::updated_at))
-                .get_result(c)
-                .optional()
-        })?;
-        // No person row yet: the defaults of a new person, if the subject exists.
-        let created = match row {
-            Some(_) => None,
-            None => subjects::table
-                .find(subject_id)
-                .select(subjects::updated_at)
-                .get_result(&mut *conn)
-                .optional()?,
-        };
-        standing(subject_id, row, created)
+        // One statement: the person's row if there is one, else the defaults of a new
+        // person, if the subject exists.
+        let found: Option<(Option<StandingRow>, chrono::NaiveDateTime)> =
+            on_backend!(&mut *self.conn()?, |c| {
+                subjects::table
+                    .left_join(persons::table.on(persons::subject_id.eq(subjects::id)))
+                    .filter(subjects::id.eq(subject_id))
+                    .select((
+                        (persons::account_level, persons::status, persons::updated_at).nullable(),
+                        subjects::updated_at,
+                    ))
+                    .get_result(c)
+                    .optional()
+            })?;
+        match found {
+            Some((row, created)) => standing(subject_id, row, Some(created)),
+            None => Ok(None),
+        }
     }
 
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>> {
