@@ -39,6 +39,36 @@ type SubjectAtClientRow = (
     Option<String>,
 );
 
+/// A grant's (scopes, created, updated), a person's standing, the subject's last change
+/// (`None`: the subject is gone) and a client's minimum level, as joined reads find them.
+type AtClientColumns = (
+    Option<(String, NaiveDateTime, NaiveDateTime)>,
+    Option<super::person::StandingRow>,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
+
+/// What the joined reads of [`SessionStore::find_live_session_at`] and
+/// [`SessionStore::find_subject_at`] found for `subject_id` at `client_id`.
+fn subject_at(
+    subject_id: &str,
+    client_id: &str,
+    (grant, person, subject_updated, level): AtClientColumns,
+) -> StoreResult<SubjectAtClient> {
+    let grant = grant.map(|(scopes, created_at, updated_at)| GrantRow {
+        subject_id: subject_id.to_string(),
+        client_id: client_id.to_string(),
+        scopes,
+        created_at,
+        updated_at,
+    });
+    Ok(SubjectAtClient {
+        grant: grant.map(Grant::try_from).transpose()?,
+        standing: super::person::standing(subject_id, person, subject_updated)?,
+        client_min_level: super::person::min_level(client_id, level)?,
+    })
+}
+
 /// How often a racing insert of the same grant is retried as an update.
 const UPSERT_ATTEMPTS: usize = 3;
 
@@ -298,18 +328,15 @@ impl SessionStore for SqlStore {
             return Ok(None);
         };
         let session = SsoSession::try_from(session)?;
-        let standing = super::person::standing(&session.subject_id, person, subject_updated)?;
-        let grant = grant.map(|(scopes, created_at, updated_at)| GrantRow {
-            subject_id: session.subject_id.clone(),
-            client_id: client_id.to_string(),
-            scopes,
-            created_at,
-            updated_at,
-        });
+        let at = subject_at(
+            &session.subject_id,
+            client_id,
+            (grant, person, subject_updated, level),
+        )?;
         Ok(Some(SessionAtClient {
-            grant: grant.map(Grant::try_from).transpose()?,
-            standing,
-            client_min_level: super::person::min_level(client_id, level)?,
+            grant: at.grant,
+            standing: at.standing,
+            client_min_level: at.client_min_level,
             session,
         }))
     }
@@ -346,18 +373,11 @@ impl SessionStore for SqlStore {
         let Some((grant, person, subject_updated, level)) = found else {
             return Ok(nobody);
         };
-        let grant = grant.map(|(scopes, created_at, updated_at)| GrantRow {
-            subject_id: subject_id.to_string(),
-            client_id: client_id.to_string(),
-            scopes,
-            created_at,
-            updated_at,
-        });
-        Ok(SubjectAtClient {
-            grant: grant.map(Grant::try_from).transpose()?,
-            standing: super::person::standing(subject_id, person, Some(subject_updated))?,
-            client_min_level: super::person::min_level(client_id, level)?,
-        })
+        subject_at(
+            subject_id,
+            client_id,
+            (grant, person, Some(subject_updated), level),
+        )
     }
 
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>> {
