@@ -65,24 +65,9 @@ fn status_page(lang: Lang, person: &Person) -> HttpResponse {
     )
 }
 
-/// Refuses a sign-in to an account that is not active: a readable page and an audit event
-/// (`login.refused_status`). `None` when the account may sign in.
-pub async fn refuse_inactive(
-    state: &AppState,
-    lang: Lang,
-    client_id: &str,
-    subject_id: &str,
-) -> Option<HttpResponse> {
-    let person = match person_of(state, subject_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return None,
-        Err(e) => return Some(page_failure(lang, &e)),
-    };
-    refuse_inactive_person(state, lang, client_id, subject_id, &person).await
-}
-
-/// [`refuse_inactive`] for a person already read.
-async fn refuse_inactive_person(
+/// Refuses a sign-in to an account that is not active (`person`, as read): a readable page
+/// and an audit event (`login.refused_status`). `None` when the account may sign in.
+pub(super) async fn refuse_inactive(
     state: &AppState,
     lang: Lang,
     client_id: &str,
@@ -140,8 +125,7 @@ pub async fn gate(
         Ok(v) => v,
         Err(e) => return Err(page_failure(lang, &e)),
     };
-    let refused =
-        refuse_inactive_person(state, lang, &request.client_id, &auth.subject_id, &person).await;
+    let refused = refuse_inactive(state, lang, &request.client_id, &auth.subject_id, &person).await;
     if let Some(resp) = refused {
         return Err(resp);
     }

@@ -17,7 +17,9 @@ use crate::domain::{Grant, SsoSession};
 use crate::protocol::params::Params;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
-use crate::store::{AuditStore, GrantStore, SessionStore, SubjectStore};
+use crate::store::{
+    AuditStore, GrantStore, SessionStore, SigninAtClient, SubjectAtClient, SubjectStore,
+};
 
 /// The `tx` query parameter.
 pub(super) fn tx_param(req: &HttpRequest) -> String {
@@ -196,12 +198,25 @@ pub async fn submit(
     let remember = form.get("remember").ok().flatten() == Some("on");
     match password_step(&state, &req, &tx, &identifier, password).await {
         Ok(PasswordOutcome::Right(subject_id)) => {
+            // Everything the rest of the sign-in decides on, in one read.
+            let (sub, cid) = (subject_id.clone(), tx.request.client_id.clone());
+            let found = match state
+                .store
+                .call(move |s| s.find_signin_at(&sub, &cid))
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => return page_failure(lang, &e.into()),
+            };
             // A blocked or pending account: a readable page, no session (issue 5).
-            let cid = tx.request.client_id.clone();
-            if let Some(r) = super::level::refuse_inactive(&state, lang, &cid, &subject_id).await {
-                return r;
+            if let Some(person) = &found.at.standing {
+                let cid = &tx.request.client_id;
+                let refusal = super::level::refuse_inactive(&state, lang, cid, &subject_id, person);
+                if let Some(r) = refusal.await {
+                    return r;
+                }
             }
-            after_password(&state, &req, lang, tx, subject_id, remember).await
+            after_password(&state, &req, lang, tx, subject_id, remember, found).await
         }
         Ok(PasswordOutcome::Wrong) => {
             let err = LoginError::InvalidCredentials;
@@ -374,24 +389,26 @@ async fn password_step(
     }
 }
 
-/// What the person has set up, as [`login::after_password`] needs it for this request.
+/// What the person has set up, as [`login::after_password`] needs it for this request,
+/// from what the sign-in read (`found`).
 async fn factors_for(
     state: &AppState,
     request: &crate::protocol::authorize::AuthRequest,
     subject_id: &str,
+    found: &SigninAtClient,
 ) -> Result<Factors, OAuthError> {
     if login::needs_passkey(request) {
-        let passkey = super::passkey::has_passkey(state, subject_id).await?;
         return Ok(Factors {
             second: false,
-            passkey,
+            passkey: found.passkey,
         });
     }
-    let mut second = super::second_factor::has_second_factor(state, subject_id).await?;
+    // An authenticator app or a security key turns two-factor sign-in on.
+    let mut second = found.totp || found.security_key;
     // A portal asking for two factors can also be satisfied by a code to a confirmed phone
     // or e-mail; such codes do not turn two-factor sign-in on by themselves.
     if !second && login::required_acr(request) != crate::authn::ACR_ONE_FACTOR {
-        second = super::second_factor::can_confirm(state, subject_id).await?;
+        second = super::otp::has_code_channel(state, subject_id).await?;
     }
     Ok(Factors {
         second,
@@ -408,15 +425,17 @@ async fn after_password(
     mut tx: LoginTx,
     subject_id: String,
     remember: bool,
+    found: SigninAtClient,
 ) -> HttpResponse {
-    let factors = match factors_for(state, &tx.request, &subject_id).await {
+    let factors = match factors_for(state, &tx.request, &subject_id, &found).await {
         Ok(f) => f,
         Err(e) => return page_failure(lang, &e),
     };
     let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
     match login::after_password(&tx.request, &subject_id, remember, factors) {
         AfterFirstFactor::Done { acr, amr } => {
-            signed_in(state, req, lang, tx, &subject_id, acr, amr, remember).await
+            let found = Some(found);
+            signed_in(state, req, lang, tx, &subject_id, acr, amr, remember, found).await
         }
         AfterFirstFactor::Second(p) | AfterFirstFactor::Passkey(p) => {
             let path = match p.needs_passkey() {
@@ -456,6 +475,9 @@ pub(super) fn see_other(location: &str) -> HttpResponse {
 }
 
 /// All factors done: opens the session, sets its cookie and goes on to consent or the code.
+/// `found` is what the sign-in read about the person at this portal when it was read in
+/// this request ([`SessionStore::find_signin_at`](crate::store::SessionStore)); without it,
+/// it is read here.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn signed_in(
     state: &AppState,
@@ -466,10 +488,15 @@ pub(super) async fn signed_in(
     acr: &str,
     amr: Vec<String>,
     remember: bool,
+    found: Option<SigninAtClient>,
 ) -> HttpResponse {
     let mut tx = tx;
     // A temporary password is replaced before anything else (issue 4).
-    match super::password::must_change(state, subject_id).await {
+    let must_change = match &found {
+        Some(f) => Ok(f.password_must_change),
+        None => super::password::must_change(state, subject_id).await,
+    };
+    match must_change {
         Ok(true) => {
             tx.pending = None;
             tx.password_due = Some(crate::authn::transaction::PasswordDue {
@@ -489,7 +516,8 @@ pub(super) async fn signed_in(
     }
     match open_session(state, req, &tx, subject_id, acr, amr, remember).await {
         Ok((auth, cookie_value)) => {
-            let mut resp = continue_after_login(state, lang, tx, auth).await;
+            let at = found.map(|f| f.at);
+            let mut resp = continue_after_login(state, lang, tx, auth, at).await;
             let max_age = remember.then_some(state.cfg.session.remember_ttl_secs as i64);
             let _ = resp.add_cookie(&cookies::build(
                 state,
@@ -600,11 +628,13 @@ pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<boo
     Ok(false)
 }
 
+/// `at`: the subject at the portal, when the sign-in has read it already.
 pub(super) async fn continue_after_login(
     state: &AppState,
     lang: Lang,
     mut tx: LoginTx,
     auth: AuthContext,
+    at: Option<SubjectAtClient>,
 ) -> HttpResponse {
     // A sign-in for the account pages ends there: no consent, no code.
     if super::account::is_account_tx(&tx) {
@@ -612,14 +642,19 @@ pub(super) async fn continue_after_login(
     }
     // The grant, and what the code's gate needs (the person's standing, the client's
     // minimum level), in one query.
-    let (sub, cid) = (auth.subject_id.clone(), tx.request.client_id.clone());
-    let at = match state
-        .store
-        .call(move |s| s.find_subject_at(&sub, &cid))
-        .await
-    {
-        Ok(at) => at,
-        Err(e) => return page_failure(lang, &e.into()),
+    let at = match at {
+        Some(at) => at,
+        None => {
+            let (sub, cid) = (auth.subject_id.clone(), tx.request.client_id.clone());
+            match state
+                .store
+                .call(move |s| s.find_signin_at(&sub, &cid))
+                .await
+            {
+                Ok(found) => found.at,
+                Err(e) => return page_failure(lang, &e.into()),
+            }
+        }
     };
     let known = Standing {
         subject_id: auth.subject_id.clone(),

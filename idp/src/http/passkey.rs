@@ -421,7 +421,18 @@ pub async fn signin_finish(
                 return page_failure(lang, &e);
             }
             let remember = form.get("remember").ok().flatten() == Some("on");
-            signed_in(&state, &req, lang, tx, &ok.subject_id, acr, amr, remember).await
+            signed_in(
+                &state,
+                &req,
+                lang,
+                tx,
+                &ok.subject_id,
+                acr,
+                amr,
+                remember,
+                None,
+            )
+            .await
         }
         Err((refusal, subject)) => {
             if let (Refusal::CounterRegression, Some(sub)) = (refusal, &subject) {
@@ -675,7 +686,7 @@ pub async fn second_finish(
             let (acr, amr) = login::after_second_factor(&pending, SECURITY_KEY_AMR);
             tx.pending = None;
             let (sub, remember) = (pending.subject_id.clone(), pending.remember);
-            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember).await
+            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember, None).await
         }
         Err(refusal) => {
             let failure = KeyFailure {

@@ -397,6 +397,7 @@ pub async fn forced_post(
         &due.acr,
         due.amr,
         due.remember,
+        None,
     )
     .await
 }

@@ -56,14 +56,6 @@ pub(super) async fn render(
     render_status(state, lang, tx, pending, error, StatusCode::OK).await
 }
 
-/// Whether the person can confirm a sign-in with some second factor (an app, a security
-/// key, or a code to a confirmed phone or e-mail): what a step-up or a portal asking for two
-/// factors needs. Codes by SMS / e-mail do not turn two-factor sign-in on by themselves.
-pub async fn can_confirm(state: &AppState, subject_id: &str) -> Result<bool, OAuthError> {
-    Ok(has_second_factor(state, subject_id).await?
-        || super::otp::has_code_channel(state, subject_id).await?)
-}
-
 /// The page with `status`: the person's factors, the last used first (or the channel a
 /// code was just sent through), and "send me a code" buttons for their confirmed contacts.
 pub(super) async fn render_status(
@@ -291,7 +283,7 @@ pub async fn submit(
             let (acr, amr) = login::after_second_factor(&pending, code_amr);
             tx.pending = None;
             let (sub, remember) = (pending.subject_id.clone(), pending.remember);
-            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember).await
+            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember, None).await
         }
         Checked::Wrong(err) => {
             let detail = serde_json::json!({ "method": method, "reason": format!("{err:?}") });

@@ -134,7 +134,7 @@ pub async fn finish(
             let (acr, amr) = login::after_passkey(&pending, &passkey_amr);
             tx.pending = None;
             let (sub, remember) = (pending.subject_id.clone(), pending.remember);
-            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember).await
+            signed_in(&state, &req, lang, tx, &sub, acr, amr, remember, None).await
         }
         Err(refusal) => {
             let failure = KeyFailure {

@@ -70,7 +70,7 @@ pub struct SessionAtClient {
 
 /// What the authorization endpoint decides on for a subject who has just signed in at a
 /// client: [`SessionAtClient`] without the session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SubjectAtClient {
     /// The subject's grant to the client.
     pub grant: Option<Grant>,
@@ -79,6 +79,22 @@ pub struct SubjectAtClient {
     pub standing: Option<Person>,
     /// The client's minimum account level, as [`PersonStore::client_min_level`] gives it.
     pub client_min_level: Option<AccountLevel>,
+}
+
+/// What a sign-in decides on once it knows who is signing in, read in one query by
+/// [`SessionStore::find_signin_at`]: the subject at the client, the factors they have set
+/// up, and whether their password must be changed first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SigninAtClient {
+    pub at: SubjectAtClient,
+    /// What [`SigninState::password_must_change`] says.
+    pub password_must_change: bool,
+    /// A confirmed authenticator app (TOTP).
+    pub totp: bool,
+    /// A security key (a WebAuthn second factor).
+    pub security_key: bool,
+    /// A passkey.
+    pub passkey: bool,
 }
 
 pub trait SessionStore {
@@ -106,10 +122,10 @@ pub trait SessionStore {
         now: DateTime<Utc>,
         client_id: &str,
     ) -> StoreResult<Option<SessionAtClient>>;
-    /// [`find_live_session_at`](Self::find_live_session_at) for a subject who has just
-    /// signed in: its grant to `client_id`, its standing and the client's minimum level, in
-    /// one query.
-    fn find_subject_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SubjectAtClient>;
+    /// [`find_live_session_at`](Self::find_live_session_at) for a subject who is signing
+    /// in: its grant to `client_id`, its standing and the client's minimum level, with its
+    /// factors and sign-in state, in one query (all defaults when the subject is gone).
+    fn find_signin_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SigninAtClient>;
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>>;
     /// Marks the session ended. Ok(false) if it was already ended or absent.
     fn end_session(&self, sid: &str, now: DateTime<Utc>) -> StoreResult<bool>;

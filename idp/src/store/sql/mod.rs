@@ -57,6 +57,7 @@ mod refresh_tests;
 mod rotation;
 mod rotation_pg;
 pub mod schema;
+mod session_pg;
 mod signin;
 #[cfg(test)]
 mod signin_tests;

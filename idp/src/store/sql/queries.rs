@@ -9,15 +9,17 @@ use super::models::{
 };
 use super::rotation::Route;
 use super::schema::{
-    audit_events, client_levels, clients, contact_index, grants, oid_counter, persons,
-    refresh_tokens, sessions, subjects,
+    audit_events, client_levels, clients, contact_index, credentials, grants, oid_counter, persons,
+    refresh_tokens, sessions, signin_state, subjects, webauthn_credentials,
 };
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
+use crate::domain::credential::{CredentialKind, WebauthnKind};
 use crate::domain::{Client, Grant, RefreshToken, SsoSession, Subject};
 use crate::store::{
     AuditStore, ClientStore, GrantStore, RefreshTokenStore, Rotation, SessionAtClient,
-    SessionStore, StoreError, StoreResult, SubjectAtClient, SubjectStore, Successor,
+    SessionStore, SigninAtClient, StoreError, StoreResult, SubjectAtClient, SubjectStore,
+    Successor,
 };
 
 /// A session left-joined with its grant's (scopes, created, updated), its person's
@@ -31,12 +33,18 @@ type SessionAtClientRow = (
 );
 
 /// A subject's grant, person's standing, last change and the client's minimum level, as
-/// [`SessionAtClientRow`] without the session.
-type SubjectAtClientRow = (
+/// [`SessionAtClientRow`] without the session; then whether the password must be changed
+/// (`None`: no sign-in state recorded) and whether a confirmed authenticator app, a
+/// security key and a passkey exist.
+type SigninAtClientRow = (
     Option<(String, NaiveDateTime, NaiveDateTime)>,
     Option<super::person::StandingRow>,
     NaiveDateTime,
     Option<String>,
+    Option<bool>,
+    bool,
+    bool,
+    bool,
 );
 
 /// A grant's (scopes, created, updated), a person's standing, the subject's last change
@@ -49,7 +57,7 @@ type AtClientColumns = (
 );
 
 /// What the joined reads of [`SessionStore::find_live_session_at`] and
-/// [`SessionStore::find_subject_at`] found for `subject_id` at `client_id`.
+/// [`SessionStore::find_signin_at`] found for `subject_id` at `client_id`.
 fn subject_at(
     subject_id: &str,
     client_id: &str,
@@ -252,8 +260,19 @@ impl SessionStore for SqlStore {
         let row = NewSession::try_from(s)?;
         let audit = NewAuditEvent::try_from(event)?;
         let at = to_db_time(s.created_at);
+        let mut conn = self.conn()?;
+        if let DbConnection::Pg(c) = &mut *conn {
+            let one = super::session_pg::OpenSession {
+                session: &row,
+                replaces,
+                ended_at: at,
+                event: &audit,
+            };
+            one.execute(c)?;
+            return Ok(());
+        }
         // Writes only, so SQLite takes its write lock with the first.
-        self.transaction(|conn| {
+        conn.transaction(|conn| {
             if let Some(sid) = replaces {
                 diesel::update(
                     sessions::table
@@ -341,17 +360,24 @@ impl SessionStore for SqlStore {
         }))
     }
 
-    fn find_subject_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SubjectAtClient> {
-        let nobody = SubjectAtClient {
-            grant: None,
-            standing: None,
-            client_min_level: None,
-        };
+    /// One SELECT: the subject, left-joined with the grant, the person row, the client's
+    /// level row and the sign-in state, and whether a confirmed authenticator app, a
+    /// security key or a passkey exists.
+    fn find_signin_at(&self, subject_id: &str, client_id: &str) -> StoreResult<SigninAtClient> {
         if !storable(subject_id) || !storable(client_id) {
-            return Ok(nobody);
+            return Ok(SigninAtClient::default());
         }
         let cid = client_id.to_string();
-        let found: Option<SubjectAtClientRow> = on_backend!(&mut *self.conn()?, |c| {
+        let totp = credentials::table
+            .filter(credentials::subject_id.eq(subject_id))
+            .filter(credentials::kind.eq(CredentialKind::Totp.as_str()))
+            .filter(credentials::confirmed_at.is_not_null());
+        let webauthn = |kind: WebauthnKind| {
+            webauthn_credentials::table
+                .filter(webauthn_credentials::subject_id.eq(subject_id))
+                .filter(webauthn_credentials::kind.eq(kind.as_str()))
+        };
+        let found: Option<SigninAtClientRow> = on_backend!(&mut *self.conn()?, |c| {
             subjects::table
                 .left_join(
                     grants::table.on(grants::subject_id
@@ -359,25 +385,37 @@ impl SessionStore for SqlStore {
                         .and(grants::client_id.eq(cid.clone()))),
                 )
                 .left_join(persons::table.on(persons::subject_id.eq(subjects::id)))
-                .left_join(client_levels::table.on(client_levels::client_id.eq(cid)))
+                .left_join(client_levels::table.on(client_levels::client_id.eq(cid.clone())))
+                .left_join(signin_state::table.on(signin_state::subject_id.eq(subjects::id)))
                 .filter(subjects::id.eq(subject_id))
                 .select((
                     (grants::scopes, grants::created_at, grants::updated_at).nullable(),
                     (persons::account_level, persons::status, persons::updated_at).nullable(),
                     subjects::updated_at,
                     client_levels::min_account_level.nullable(),
+                    signin_state::password_must_change.nullable(),
+                    diesel::dsl::exists(totp),
+                    diesel::dsl::exists(webauthn(WebauthnKind::SecurityKey)),
+                    diesel::dsl::exists(webauthn(WebauthnKind::Passkey)),
                 ))
                 .get_result(c)
                 .optional()
         })?;
-        let Some((grant, person, subject_updated, level)) = found else {
-            return Ok(nobody);
+        let Some((grant, person, subject_updated, level, must_change, totp, key, passkey)) = found
+        else {
+            return Ok(SigninAtClient::default());
         };
-        subject_at(
-            subject_id,
-            client_id,
-            (grant, person, Some(subject_updated), level),
-        )
+        Ok(SigninAtClient {
+            at: subject_at(
+                subject_id,
+                client_id,
+                (grant, person, Some(subject_updated), level),
+            )?,
+            password_must_change: must_change.unwrap_or(false),
+            totp,
+            security_key: key,
+            passkey,
+        })
     }
 
     fn find_session_by_sid(&self, sid: &str) -> StoreResult<Option<SsoSession>> {

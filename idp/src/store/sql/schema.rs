@@ -273,6 +273,16 @@ diesel::table! {
     }
 }
 
-// For correlated subqueries (`rotation.rs`: grants whose subject exists) and the one read
-// of a session at the authorization endpoint (`queries.rs`: find_live_session_at).
-diesel::allow_tables_to_appear_in_same_query!(sessions, grants, persons, subjects, client_levels);
+// For correlated subqueries (`rotation.rs`: grants whose subject exists) and the joined
+// reads of a session at the authorization endpoint and of a sign-in (`queries.rs`:
+// find_live_session_at, find_signin_at).
+diesel::allow_tables_to_appear_in_same_query!(
+    sessions,
+    grants,
+    persons,
+    subjects,
+    client_levels,
+    signin_state,
+    credentials,
+    webauthn_credentials,
+);

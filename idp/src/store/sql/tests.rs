@@ -15,8 +15,8 @@ use crate::domain::{
     Client, ClientAuthMethod, Grant, GrantType, Profile, RefreshToken, SsoSession, Subject,
 };
 use crate::store::{
-    AuditStore, ClientStore, GrantStore, RefreshTokenStore, SessionStore, StoreError, SubjectStore,
-    Successor, SuccessorScopes,
+    AuditStore, ClientStore, GrantStore, RefreshTokenStore, SessionStore, SigninAtClient,
+    StoreError, SubjectStore, Successor, SuccessorScopes,
 };
 
 /// A store on its own database, removed when dropped.
@@ -422,6 +422,32 @@ fn open_session_is_all_or_nothing() {
         assert!(s.find_live_session("hash-1", later).unwrap().is_some());
         assert_eq!(s.find_session_by_sid("sid-3").unwrap(), None);
         assert_eq!(s.list_audit(10).unwrap().len(), 1);
+        assert!(matches!(
+            s.open_session(&clash, None, &event("login.success")),
+            Err(StoreError::Conflict)
+        ));
+
+        // Without a previous session (the same statement on Postgres, with a NULL sid):
+        // no session is ended, and the event is stored as given, every field set.
+        let first = session("hash-4", "sid-4", "sub-1");
+        let full = AuditEvent {
+            client_id: Some("rp".into()),
+            ip: Some("192.0.2.7".into()),
+            detail: serde_json::json!({"amr": ["pwd"], "sid": "sid-4"}),
+            ..event("login.success")
+        };
+        s.open_session(&first, None, &full).unwrap();
+        assert_eq!(s.find_session_by_sid("sid-4").unwrap(), Some(first));
+        for live in ["hash-1", "hash-2"] {
+            assert!(
+                s.find_live_session(live, later).unwrap().is_some(),
+                "{live}"
+            );
+        }
+        let events = s.list_audit(10).unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(events.contains(&full), "{events:?}");
+        assert!(events.contains(&event("login.success")), "{events:?}");
     });
 }
 
@@ -480,10 +506,10 @@ fn session_and_subject_at_client_read_what_the_separate_lookups_read() {
         // against the separate lookups each time the session's is).
         let at = |cid: &str| {
             let found = s.find_live_session_at("hash-1", t0(), cid).unwrap();
-            let subject = s.find_subject_at("sub-1", cid).unwrap();
+            let subject = s.find_signin_at("sub-1", cid).unwrap();
             let expected = separate(cid);
             assert_eq!(
-                subject,
+                subject.at,
                 SubjectAtClient {
                     grant: expected.grant,
                     standing: expected.standing,
@@ -563,14 +589,112 @@ fn session_and_subject_at_client_read_what_the_separate_lookups_read() {
         assert_eq!(s.find_live_session_at("hash-1", t0(), "rp").unwrap(), None);
 
         // A subject that is gone, or a key that cannot be stored: nothing.
-        let nobody = SubjectAtClient {
-            grant: None,
-            standing: None,
-            client_min_level: None,
+        let nobody = SigninAtClient::default();
+        assert_eq!(nobody.at.standing, None);
+        assert_eq!(s.find_signin_at("sub-404", "rp-2").unwrap(), nobody);
+        assert_eq!(s.find_signin_at("sub\0", "rp-2").unwrap(), nobody);
+        assert_eq!(s.find_signin_at("sub-1", "r\0p").unwrap(), nobody);
+    });
+}
+
+/// The sign-in's one read says what the separate lookups of factors and sign-in state say:
+/// an app only once confirmed, a security key and a passkey each on its own, a password to
+/// change only while so marked, and nothing of another person's.
+#[test]
+fn signin_read_finds_the_factors_and_state_the_separate_lookups_find() {
+    use crate::domain::credential::{Credential, CredentialKind, WebauthnCredential, WebauthnKind};
+    use crate::store::{CredentialStore, PasswordChange, SigninStore, WebauthnStore};
+    each(|s| {
+        seed(s);
+        s.insert_subject(&subject("sub-2", "olga@example.ru"))
+            .unwrap();
+        let facts = |sub: &str| {
+            let found = s.find_signin_at(sub, "rp").unwrap();
+            // Against the separate lookups the sign-in made before.
+            let creds = s.list_credentials(sub).unwrap();
+            let keys = s.list_webauthn(sub).unwrap();
+            let has = |k: WebauthnKind| keys.iter().any(|c| c.kind == k);
+            assert_eq!(
+                found.totp,
+                creds
+                    .iter()
+                    .any(|c| c.kind == CredentialKind::Totp && c.usable()),
+                "{sub}"
+            );
+            assert_eq!(found.security_key, has(WebauthnKind::SecurityKey), "{sub}");
+            assert_eq!(found.passkey, has(WebauthnKind::Passkey), "{sub}");
+            assert_eq!(
+                found.password_must_change,
+                s.signin_state(sub).unwrap().password_must_change,
+                "{sub}"
+            );
+            (
+                found.totp,
+                found.security_key,
+                found.passkey,
+                found.password_must_change,
+            )
         };
-        assert_eq!(s.find_subject_at("sub-404", "rp-2").unwrap(), nobody);
-        assert_eq!(s.find_subject_at("sub\0", "rp-2").unwrap(), nobody);
-        assert_eq!(s.find_subject_at("sub-1", "r\0p").unwrap(), nobody);
+        assert_eq!(facts("sub-1"), (false, false, false, false));
+
+        // An app not yet confirmed does not count; confirmed, it does.
+        let app = Credential {
+            id: "cred-1".into(),
+            subject_id: "sub-1".into(),
+            kind: CredentialKind::Totp,
+            secret: Some(keys::SecretBytes::new(b"TOTP-SECRET-0123456789".to_vec())),
+            secret_hash: None,
+            last_used_step: None,
+            created_at: t0(),
+            confirmed_at: None,
+            used_at: None,
+        };
+        s.insert_credential(&app, &event("totp.added")).unwrap();
+        assert_eq!(facts("sub-1"), (false, false, false, false));
+        assert!(s
+            .confirm_totp("cred-1", 1, &event("totp.confirmed"))
+            .unwrap());
+        assert_eq!(facts("sub-1"), (true, false, false, false));
+
+        let key = |id: &str, kind: WebauthnKind| WebauthnCredential {
+            id: id.into(),
+            subject_id: "sub-1".into(),
+            kind,
+            cred_id: format!("cred-{id}"),
+            name: id.into(),
+            data: "{}".into(),
+            sign_count: 0,
+            created_at: t0(),
+            last_used_at: None,
+        };
+        s.insert_webauthn(&key("k-1", WebauthnKind::SecurityKey), &event("key.added"))
+            .unwrap();
+        assert_eq!(facts("sub-1"), (true, true, false, false));
+        s.insert_webauthn(&key("k-2", WebauthnKind::Passkey), &event("passkey.added"))
+            .unwrap();
+        assert_eq!(facts("sub-1"), (true, true, true, false));
+
+        // A temporary password, then a password of the person's own.
+        let change = |must_change: bool| {
+            let ev = event("password.changed");
+            s.set_password(&PasswordChange {
+                subject_id: "sub-1",
+                password_hash: "$argon2id$new",
+                must_change,
+                keep_sid: None,
+                now: t0(),
+                event: &ev,
+                alert: None,
+            })
+            .unwrap();
+        };
+        change(true);
+        assert_eq!(facts("sub-1"), (true, true, true, true));
+        change(false);
+        assert_eq!(facts("sub-1"), (true, true, true, false));
+
+        // None of it is another person's.
+        assert_eq!(facts("sub-2"), (false, false, false, false));
     });
 }
 
