@@ -135,8 +135,12 @@ impl Query for SpendAndStore<'_> {
 
 impl<Conn> RunQueryDsl<Conn> for SpendAndStore<'_> {}
 
-/// Separates the binds of an `UNNEST` list.
-fn bind_list<'b, T, U>(out: &mut AstPass<'_, 'b, Pg>, first: bool, values: &'b U) -> QueryResult<()>
+/// Binds one item of a list (`UNNEST(…)`, `VALUES (…)`), after a comma unless `first`.
+pub(super) fn bind_list<'b, T, U>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    first: bool,
+    values: &'b U,
+) -> QueryResult<()>
 where
     U: diesel::serialize::ToSql<T, Pg>,
     Pg: diesel::sql_types::HasSqlType<T>,

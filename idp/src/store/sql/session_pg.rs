@@ -17,6 +17,7 @@ use diesel::sql_types::{Bool, Nullable, Text, Timestamp};
 use diesel::{QueryResult, RunQueryDsl};
 
 use super::models::{NewAuditEvent, NewSession};
+use super::rotation_pg::bind_list;
 
 /// The previous session (by sid, if any) ended at `ended_at`, `session` stored, `event`
 /// appended.
@@ -49,40 +50,26 @@ impl QueryFragment<Pg> for OpenSession<'_> {
              event AS (INSERT INTO audit_events (at, kind, subject_id, client_id, ip, detail) \
              VALUES (",
         );
-        out.push_bind_param::<Timestamp, _>(&e.at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&e.kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&e.subject_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&e.client_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Text>, _>(&e.ip)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&e.detail)?;
+        bind_list::<Timestamp, _>(&mut out, true, &e.at)?;
+        bind_list::<Text, _>(&mut out, false, &e.kind)?;
+        bind_list::<Nullable<Text>, _>(&mut out, false, &e.subject_id)?;
+        bind_list::<Nullable<Text>, _>(&mut out, false, &e.client_id)?;
+        bind_list::<Nullable<Text>, _>(&mut out, false, &e.ip)?;
+        bind_list::<Text, _>(&mut out, false, &e.detail)?;
         out.push_sql(
             ")) INSERT INTO sessions (id_hash, sid, subject_id, auth_time, acr, amr, remember, \
              created_at, expires_at, ended_at) VALUES (",
         );
-        out.push_bind_param::<Text, _>(&s.id_hash)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&s.sid)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&s.subject_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&s.auth_time)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&s.acr)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&s.amr)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Bool, _>(&s.remember)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&s.created_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Timestamp, _>(&s.expires_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Nullable<Timestamp>, _>(&s.ended_at)?;
+        bind_list::<Text, _>(&mut out, true, &s.id_hash)?;
+        bind_list::<Text, _>(&mut out, false, &s.sid)?;
+        bind_list::<Text, _>(&mut out, false, &s.subject_id)?;
+        bind_list::<Timestamp, _>(&mut out, false, &s.auth_time)?;
+        bind_list::<Text, _>(&mut out, false, &s.acr)?;
+        bind_list::<Text, _>(&mut out, false, &s.amr)?;
+        bind_list::<Bool, _>(&mut out, false, &s.remember)?;
+        bind_list::<Timestamp, _>(&mut out, false, &s.created_at)?;
+        bind_list::<Timestamp, _>(&mut out, false, &s.expires_at)?;
+        bind_list::<Nullable<Timestamp>, _>(&mut out, false, &s.ended_at)?;
         out.push_sql(")");
         Ok(())
     }
