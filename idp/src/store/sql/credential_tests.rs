@@ -6,7 +6,8 @@ use super::tests::{backends, each, event, subject, t0};
 use crate::domain::{Credential, CredentialKind};
 use crate::store::{AuditStore, CredentialStore, SubjectStore};
 
-fn totp(id: &str) -> Credential {
+/// An authenticator app of `sub-1`, not yet confirmed.
+pub(super) fn totp(id: &str) -> Credential {
     Credential {
         id: id.into(),
         subject_id: "sub-1".into(),

@@ -602,7 +602,7 @@ fn session_and_subject_at_client_read_what_the_separate_lookups_read() {
 /// change only while so marked, and nothing of another person's.
 #[test]
 fn signin_read_finds_the_factors_and_state_the_separate_lookups_find() {
-    use crate::domain::credential::{Credential, CredentialKind, WebauthnCredential, WebauthnKind};
+    use crate::domain::credential::{CredentialKind, WebauthnKind};
     use crate::store::{CredentialStore, PasswordChange, SigninStore, WebauthnStore};
     each(|s| {
         seed(s);
@@ -638,17 +638,7 @@ fn signin_read_finds_the_factors_and_state_the_separate_lookups_find() {
         assert_eq!(facts("sub-1"), (false, false, false, false));
 
         // An app not yet confirmed does not count; confirmed, it does.
-        let app = Credential {
-            id: "cred-1".into(),
-            subject_id: "sub-1".into(),
-            kind: CredentialKind::Totp,
-            secret: Some(keys::SecretBytes::new(b"TOTP-SECRET-0123456789".to_vec())),
-            secret_hash: None,
-            last_used_step: None,
-            created_at: t0(),
-            confirmed_at: None,
-            used_at: None,
-        };
+        let app = super::credential_tests::totp("cred-1");
         s.insert_credential(&app, &event("totp.added")).unwrap();
         assert_eq!(facts("sub-1"), (false, false, false, false));
         assert!(s
@@ -656,17 +646,7 @@ fn signin_read_finds_the_factors_and_state_the_separate_lookups_find() {
             .unwrap());
         assert_eq!(facts("sub-1"), (true, false, false, false));
 
-        let key = |id: &str, kind: WebauthnKind| WebauthnCredential {
-            id: id.into(),
-            subject_id: "sub-1".into(),
-            kind,
-            cred_id: format!("cred-{id}"),
-            name: id.into(),
-            data: "{}".into(),
-            sign_count: 0,
-            created_at: t0(),
-            last_used_at: None,
-        };
+        let key = |id: &str, kind| super::webauthn_tests::key(id, id, kind);
         s.insert_webauthn(&key("k-1", WebauthnKind::SecurityKey), &event("key.added"))
             .unwrap();
         assert_eq!(facts("sub-1"), (true, true, false, false));

@@ -9,7 +9,8 @@ use crate::store::{
     AuditStore, CredentialStore, FactorRef, StoreError, SubjectStore, WebauthnStore,
 };
 
-fn key(id: &str, cred_id: &str, kind: WebauthnKind) -> WebauthnCredential {
+/// A credential of `sub-1`.
+pub(super) fn key(id: &str, cred_id: &str, kind: WebauthnKind) -> WebauthnCredential {
     WebauthnCredential {
         id: id.into(),
         subject_id: "sub-1".into(),
