@@ -7,6 +7,7 @@ mod authorize;
 mod bank;
 mod bearer;
 mod certificate;
+mod consent;
 mod cookies;
 mod error;
 mod esia;
@@ -105,8 +106,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/login/second-factor",
             web::post().to(second_factor::submit),
         )
-        .route("/consent", web::get().to(login::consent_page))
-        .route("/consent", web::post().to(login::consent_submit))
+        .route("/consent", web::get().to(consent::consent_page))
+        .route("/consent", web::post().to(consent::consent_submit))
         .route("/token", web::post().to(token::token))
         .route("/userinfo", web::get().to(token::userinfo_get))
         .route("/userinfo", web::post().to(token::userinfo_post))
