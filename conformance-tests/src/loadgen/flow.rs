@@ -5,9 +5,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use http::Method;
 use url::Url;
 
 use super::conn::Conn;
@@ -35,12 +32,11 @@ pub struct Jar {
 }
 
 impl Jar {
-    /// Applies `Set-Cookie` headers: a new value replaces the one of the same name and path;
-    /// an empty value, `Max-Age<=0` or an `Expires` in the past (any year before 2000 is
-    /// enough for what providers send) removes it.
-    pub fn store(&mut self, headers: &HeaderMap) {
-        for v in headers.get_all(SET_COOKIE) {
-            let Ok(s) = v.to_str() else { continue };
+    /// Applies `Set-Cookie` header values: a new value replaces the one of the same name and
+    /// path; an empty value, `Max-Age<=0` or an `Expires` in the past (any year before 2000
+    /// is enough for what providers send) removes it.
+    pub fn store<'a>(&mut self, set_cookies: impl IntoIterator<Item = &'a str>) {
+        for s in set_cookies {
             let mut parts = s.split(';');
             let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else {
                 continue;
@@ -369,30 +365,29 @@ pub async fn authorize(
     let mut what = "authorize";
     let mut signed_in = false;
     for _ in 0..MAX_STEPS {
-        let (page_url, method, body) = match step {
-            Step::Get(u) => (u, Method::GET, Bytes::new()),
-            Step::Post(u, body) => (u, Method::POST, Bytes::from(body)),
+        let (page_url, body) = match step {
+            Step::Get(u) => (u, None),
+            Step::Post(u, body) => (u, Some(body)),
         };
-        let target = origin_form(&page_url).map_err(|e| Failure::malformed(what, &e))?;
-        let mut req = t.http.request(method.clone(), target);
-        if method == Method::POST {
-            req = req.header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-        }
+        let target = origin_form(&page_url);
+        let mut req = match body {
+            None => t.http.request("GET", &target),
+            Some(_) => t
+                .http
+                .request("POST", &target)
+                .header("content-type", "application/x-www-form-urlencoded"),
+        };
         if let Some(c) = jar.header_for(page_url.path()) {
-            req = req.header(COOKIE, c);
+            req = req.header("cookie", &c);
         }
+        let req = Target::render(what, req, body.as_deref().unwrap_or("").as_bytes())?;
         *requests += 1;
-        let r = t.send(conn, what, req, body).await?;
+        let r = t.send(conn, what, &req).await?;
         let status = r.status;
-        jar.store(&r.headers);
+        jar.store(r.headers("set-cookie"));
         if (300..400).contains(&status) {
             let loc = r
-                .headers
-                .get(LOCATION)
-                .and_then(|l| l.to_str().ok())
+                .header("location")
                 .ok_or_else(|| Failure::malformed(what, "redirect without Location"))?;
             let loc = page_url
                 .join(loc)
@@ -512,22 +507,14 @@ pub async fn sso(
 mod tests {
     use super::*;
 
-    fn headers(set_cookies: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for c in set_cookies {
-            h.append(SET_COOKIE, HeaderValue::from_str(c).unwrap());
-        }
-        h
-    }
-
     #[test]
     fn jar_sets_replaces_removes_and_matches_paths() {
         let mut j = Jar::default();
-        j.store(&headers(&[
+        j.store([
             "propusk_bid=abc; Path=/; HttpOnly; SameSite=Lax",
             "_interaction=u1; path=/interaction/XYZ; httponly",
             "_session=s1; path=/; expires=Tue, 19 Nov 2030 00:00:00 GMT",
-        ]));
+        ]);
         assert_eq!(j.len(), 3);
         assert_eq!(
             j.header_for("/login").as_deref(),
@@ -542,16 +529,16 @@ mod tests {
             Some("propusk_bid=abc; _session=s1"),
             "a path prefix must end at a slash"
         );
-        j.store(&headers(&[
+        j.store([
             "propusk_bid=def; Path=/",
             "_interaction=; path=/interaction/XYZ; expires=Thu, 01 Jan 1970 00:00:00 GMT",
             "_session=gone; Path=/; Max-Age=0",
-        ]));
+        ]);
         assert_eq!(
             j.header_for("/interaction/XYZ").as_deref(),
             Some("propusk_bid=def")
         );
-        j.store(&headers(&["propusk_bid=; Path=/"]));
+        j.store(["propusk_bid=; Path=/"]);
         assert!(j.is_empty());
         assert_eq!(j.header_for("/"), None);
     }

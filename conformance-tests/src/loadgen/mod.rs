@@ -24,11 +24,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::HeaderValue;
 use tokio::sync::Barrier;
 
 pub use args::{Args, Config, Scenario};
-pub use conn::Conn;
+pub use conn::{Conn, Request};
 pub use stats::{Counters, RunReport, ScenarioReport};
 pub use target::{Failure, Target};
 
@@ -41,10 +40,10 @@ enum VuState {
     Refresh(String),
     /// The user's browser, signed in.
     Session(Jar),
-    /// An access token for introspection.
-    Token(Arc<str>),
-    /// `Bearer <access token>` for userinfo.
-    Bearer(HeaderValue),
+    /// The introspection request for an access token.
+    Introspect(Request),
+    /// The userinfo request with an access token.
+    Userinfo(Request),
 }
 
 /// Material shared by all users of a run (one start-up flow, not measured).
@@ -100,12 +99,9 @@ async fn setup(
                 .clone()
                 .ok_or_else(|| Failure::new("setup: no access token", "no access token"))?;
             if plan.scenario == Scenario::Introspect {
-                VuState::Token(at)
+                VuState::Introspect(t.introspect_request(&at)?)
             } else {
-                VuState::Bearer(
-                    HeaderValue::from_str(&format!("Bearer {at}"))
-                        .map_err(|e| Failure::malformed("setup", &e.to_string()))?,
-                )
+                VuState::Userinfo(t.userinfo_request(&at)?)
             }
         }
         _ => VuState::None,
@@ -155,13 +151,13 @@ async fn iteration(
             }
             Ok(())
         }
-        (Scenario::Introspect, VuState::Token(at)) => {
+        (Scenario::Introspect, VuState::Introspect(req)) => {
             *requests += 1;
-            t.introspect(conn, at).await
+            t.introspect(conn, req).await
         }
-        (Scenario::Userinfo, VuState::Bearer(h)) => {
+        (Scenario::Userinfo, VuState::Userinfo(req)) => {
             *requests += 1;
-            t.userinfo(conn, h).await
+            t.userinfo(conn, req).await
         }
         (Scenario::FlowFresh, _) => flow::fresh(t, conn, requests).await.map(|_| ()),
         (Scenario::FlowSso, VuState::Session(jar)) => {

@@ -1,18 +1,20 @@
 //! The provider under load: its origin, resolved endpoint URLs, prepared headers and bodies,
 //! and the checks that decide whether an answer counts as a success. Requests go on the
-//! calling virtual user's own connection ([`Conn`]).
+//! calling virtual user's own connection ([`Conn`]); those that never change (discovery,
+//! JWKS, client credentials) are rendered once.
+
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, Uri};
-use http_body_util::Full;
 use serde::Deserialize;
 use url::Url;
 
 use super::args::Config;
-use super::conn::{Client, Conn, Reply};
+use super::conn::{Client, Conn, Reply, Request, RequestBuilder};
+
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Why an iteration failed. `kind` groups errors in the report (it names no secret);
 /// `detail` is one sample message.
@@ -116,32 +118,49 @@ pub struct Target {
     pub userinfo: Url,
     pub client_id: String,
     /// `Basic base64(urlenc(id):urlenc(secret))` when the client has a secret.
-    pub basic: Option<HeaderValue>,
+    pub basic: Option<String>,
     pub redirect_uri: Url,
     pub scope: String,
     pub login: String,
     pub password: String,
     pub fresh_prompt: Option<String>,
-    /// `grant_type=client_credentials[&scope=..]`, built once.
-    cc_body: Bytes,
-    form_type: HeaderValue,
-    /// The fixed endpoints in origin form (path and query), parsed once.
-    discovery_target: Uri,
-    jwks_target: Uri,
-    token_target: Uri,
-    introspect_target: Uri,
-    userinfo_target: Uri,
+    /// The requests that never change, rendered once.
+    discovery_req: Request,
+    jwks_req: Request,
+    /// `grant_type=client_credentials[&scope=..]` with Basic authentication, when the
+    /// client has a secret.
+    cc_req: Option<Request>,
+    /// The endpoints in origin form (path and query).
+    token_target: String,
+    introspect_target: String,
+    userinfo_target: String,
+    /// The last discovery document and key set that passed their check: the same bytes
+    /// again pass without being parsed again.
+    discovery_ok: OnceLock<Bytes>,
+    jwks_ok: OnceLock<Bytes>,
 }
 
 /// The path and query of `u`: the request target sent to the provider's origin.
-pub fn origin_form(u: &Url) -> Result<Uri, String> {
-    let target = match u.query() {
+pub fn origin_form(u: &Url) -> String {
+    match u.query() {
         Some(q) => format!("{}?{q}", u.path()),
         None => u.path().to_string(),
-    };
-    target
-        .parse()
-        .map_err(|e| format!("bad request target `{target}`: {e}"))
+    }
+}
+
+/// Whether `body` is the one that passed its check before; if not, checks it and, when it
+/// passes and none is remembered yet, remembers it.
+fn checked_once(
+    ok: &OnceLock<Bytes>,
+    body: &Bytes,
+    check: impl FnOnce(&[u8]) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    if ok.get().is_some_and(|b| b == body) {
+        return Ok(());
+    }
+    check(body)?;
+    let _ = ok.set(body.clone());
+    Ok(())
 }
 
 /// RFC 6749 §2.3.1: both parts form-urlencoded before base64.
@@ -168,24 +187,22 @@ impl Target {
         let base = cfg.base.clone();
         let join = |p: &str| base.join(p).map_err(|e| format!("bad path `{p}`: {e}"));
         let discovery = join(&a.discovery_path)?;
-        let discovery_target = origin_form(&discovery)?;
-        let doc: Option<Discovery> = {
-            let req = http
-                .request(Method::GET, discovery_target.clone())
-                .body(Full::default())
-                .map_err(|e| format!("discovery request: {e}"))?;
-            match Conn::default().send(&http, "discovery", req).await {
-                Ok(r) if (200..300).contains(&r.status) => serde_json::from_slice(&r.body).ok(),
-                _ => None,
-            }
+        let get = |u: &Url| {
+            http.request("GET", &origin_form(u))
+                .body(b"")
+                .map_err(|e| format!("{u}: {e}"))
+        };
+        let discovery_req = get(&discovery)?;
+        let doc: Option<Discovery> = match Conn::default()
+            .send(&http, "discovery", &discovery_req)
+            .await
+        {
+            Ok(r) if (200..300).contains(&r.status) => serde_json::from_slice(&r.body).ok(),
+            _ => None,
         };
         // Keep the endpoint's path and query but always talk to --url's origin.
         let on_base = |u: &Option<String>| -> Option<String> {
-            let u = Url::parse(u.as_deref()?).ok()?;
-            Some(match u.query() {
-                Some(q) => format!("{}?{q}", u.path()),
-                None => u.path().to_string(),
-            })
+            Some(origin_form(&Url::parse(u.as_deref()?).ok()?))
         };
         let pick = |flag: &Option<String>,
                     from_doc: Option<&Option<String>>,
@@ -201,13 +218,10 @@ impl Target {
         if d.is_some_and(|d| d.issuer.is_empty()) {
             return Err("discovery has an empty issuer".into());
         }
-        let basic = match &a.client_secret {
-            Some(s) => Some(
-                HeaderValue::from_str(&basic_auth(&a.client_id, s))
-                    .map_err(|e| format!("client credentials: {e}"))?,
-            ),
-            None => None,
-        };
+        let basic = a
+            .client_secret
+            .as_ref()
+            .map(|s| basic_auth(&a.client_id, s));
         let mut cc: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
         if let Some(s) = a.cc_scope.as_deref().filter(|s| !s.is_empty()) {
             cc.push(("scope", s));
@@ -224,12 +238,26 @@ impl Target {
             d.map(|d| &d.userinfo_endpoint),
             "/userinfo",
         )?;
+        let token_target = origin_form(&token);
+        let cc_req = match &basic {
+            Some(b) => Some(
+                http.request("POST", &token_target)
+                    .header("content-type", FORM)
+                    .header("authorization", b)
+                    .body(form(&cc).as_bytes())
+                    .map_err(|e| format!("client credentials: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Target {
-            jwks_target: origin_form(&jwks)?,
-            token_target: origin_form(&token)?,
-            introspect_target: origin_form(&introspect)?,
-            userinfo_target: origin_form(&userinfo)?,
-            discovery_target,
+            jwks_req: get(&jwks)?,
+            token_target,
+            introspect_target: origin_form(&introspect),
+            userinfo_target: origin_form(&userinfo),
+            discovery_req,
+            cc_req,
+            discovery_ok: OnceLock::new(),
+            jwks_ok: OnceLock::new(),
             jwks,
             token,
             authorize: pick(
@@ -249,8 +277,6 @@ impl Target {
             login: a.login.clone(),
             password: a.password.clone(),
             fresh_prompt: a.fresh_prompt.clone().filter(|p| !p.is_empty()),
-            cc_body: Bytes::from(form(&cc)),
-            form_type: HeaderValue::from_static("application/x-www-form-urlencoded"),
         })
     }
 
@@ -267,11 +293,10 @@ impl Target {
         &self,
         conn: &mut Conn,
         what: &str,
-        req: http::request::Builder,
-        body: Bytes,
-        check: impl FnOnce(&[u8]) -> Result<T, Failure>,
+        req: &Request,
+        check: impl FnOnce(&Bytes) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let r = self.send(conn, what, req, body).await?;
+        let r = self.send(conn, what, req).await?;
         if !(200..300).contains(&r.status) {
             return Err(Failure::status(what, r.status, &r.body));
         }
@@ -279,84 +304,58 @@ impl Target {
     }
 
     /// Sends a request on `conn` and returns the whole answer, whatever its status.
-    pub async fn send(
-        &self,
-        conn: &mut Conn,
-        what: &str,
-        req: http::request::Builder,
-        body: Bytes,
-    ) -> Result<Reply, Failure> {
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| Failure::new("internal", format!("{what}: request: {e}")))?;
+    pub async fn send(&self, conn: &mut Conn, what: &str, req: &Request) -> Result<Reply, Failure> {
         conn.send(&self.http, what, req).await
     }
 
-    fn get(&self, target: &Uri) -> http::request::Builder {
-        self.http.request(Method::GET, target.clone())
+    /// Renders `req` with `body`; a request that cannot be rendered fails as `what`'s.
+    pub fn render(what: &str, req: RequestBuilder, body: &[u8]) -> Result<Request, Failure> {
+        req.body(body)
+            .map_err(|e| Failure::new("internal", format!("{what}: request: {e}")))
     }
 
-    fn post_form(&self, target: &Uri) -> http::request::Builder {
-        self.http
-            .request(Method::POST, target.clone())
-            .header(CONTENT_TYPE, self.form_type.clone())
-    }
-
-    /// POSTs a form to the token/introspection endpoint with the client's authentication
+    /// A form POST to the token/introspection endpoint with the client's authentication
     /// (Basic when there is a secret, else `client_id` in the body).
-    async fn post_client<T>(
-        &self,
-        conn: &mut Conn,
-        what: &str,
-        target: &Uri,
-        body: String,
-        check: impl FnOnce(&[u8]) -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
-        let mut req = self.post_form(target);
-        let body = match &self.basic {
-            Some(b) => {
-                req = req.header(AUTHORIZATION, b.clone());
-                body
-            }
+    fn client_post(&self, what: &str, target: &str, mut body: String) -> Result<Request, Failure> {
+        let mut req = self
+            .http
+            .request("POST", target)
+            .header("content-type", FORM);
+        match &self.basic {
+            Some(b) => req = req.header("authorization", b),
             None => {
-                let mut s = body;
-                s.push('&');
-                s.push_str(&form(&[("client_id", &self.client_id)]));
-                s
+                body.push('&');
+                body.push_str(&form(&[("client_id", &self.client_id)]));
             }
-        };
-        self.call(conn, what, req, Bytes::from(body), check).await
+        }
+        Self::render(what, req, body.as_bytes())
     }
 
     pub async fn discovery(&self, conn: &mut Conn) -> Result<(), Failure> {
-        let req = self.get(&self.discovery_target);
-        self.call(
-            conn,
-            "discovery",
-            req,
-            Bytes::new(),
-            |body| match serde_json::from_slice::<DiscoveryCheck>(body) {
-                Ok(d) if !d.issuer.is_empty() => Ok(()),
-                Ok(_) => Err(Failure::malformed("discovery", "empty issuer")),
-                Err(e) => Err(Failure::malformed("discovery", &e.to_string())),
-            },
-        )
+        self.call(conn, "discovery", &self.discovery_req, |body| {
+            checked_once(
+                &self.discovery_ok,
+                body,
+                |body| match serde_json::from_slice::<DiscoveryCheck>(body) {
+                    Ok(d) if !d.issuer.is_empty() => Ok(()),
+                    Ok(_) => Err(Failure::malformed("discovery", "empty issuer")),
+                    Err(e) => Err(Failure::malformed("discovery", &e.to_string())),
+                },
+            )
+        })
         .await
     }
 
     pub async fn jwks(&self, conn: &mut Conn) -> Result<(), Failure> {
-        let req = self.get(&self.jwks_target);
-        self.call(
-            conn,
-            "jwks",
-            req,
-            Bytes::new(),
-            |body| match serde_json::from_slice::<JwksCheck>(body) {
-                Ok(j) if !j.keys.is_empty() => Ok(()),
-                Ok(_) => Err(Failure::malformed("jwks", "no keys")),
-                Err(e) => Err(Failure::malformed("jwks", &e.to_string())),
-            },
-        )
+        self.call(conn, "jwks", &self.jwks_req, |body| {
+            checked_once(&self.jwks_ok, body, |body| {
+                match serde_json::from_slice::<JwksCheck>(body) {
+                    Ok(j) if !j.keys.is_empty() => Ok(()),
+                    Ok(_) => Err(Failure::malformed("jwks", "no keys")),
+                    Err(e) => Err(Failure::malformed("jwks", &e.to_string())),
+                }
+            })
+        })
         .await
     }
 
@@ -375,16 +374,13 @@ impl Target {
     }
 
     pub async fn client_credentials(&self, conn: &mut Conn) -> Result<(), Failure> {
-        let Some(b) = &self.basic else {
+        let Some(req) = &self.cc_req else {
             return Err(Failure::new(
                 "client-credentials: no secret",
                 "no client secret",
             ));
         };
-        let req = self
-            .post_form(&self.token_target)
-            .header(AUTHORIZATION, b.clone());
-        self.call(conn, "token", req, self.cc_body.clone(), |body| {
+        self.call(conn, "token", req, |body| {
             Self::token_answer("token", body).map(|_| ())
         })
         .await
@@ -400,10 +396,9 @@ impl Target {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ]);
-        self.post_client(conn, "token", &self.token_target, body, |b| {
-            Self::token_answer("token", b)
-        })
-        .await
+        let req = self.client_post("token", &self.token_target, body)?;
+        self.call(conn, "token", &req, |b| Self::token_answer("token", b))
+            .await
     }
 
     /// Exchanges a code (PKCE) and checks the answer; an ID token is required for `openid`.
@@ -419,10 +414,9 @@ impl Target {
             ("code_verifier", verifier),
             ("redirect_uri", self.redirect_uri.as_str()),
         ]);
+        let req = self.client_post("token", &self.token_target, body)?;
         let t = self
-            .post_client(conn, "token", &self.token_target, body, |b| {
-                Self::token_answer("token", b)
-            })
+            .call(conn, "token", &req, |b| Self::token_answer("token", b))
             .await?;
         if self.scope.split(' ').any(|s| s == "openid")
             && t.id_token.as_deref().is_none_or(str::is_empty)
@@ -432,9 +426,17 @@ impl Target {
         Ok(t)
     }
 
-    pub async fn introspect(&self, conn: &mut Conn, token: &str) -> Result<(), Failure> {
-        let body = form(&[("token", token)]);
-        self.post_client(conn, "introspect", &self.introspect_target, body, |b| {
+    /// The introspection request for `token` (sent as it is by every iteration).
+    pub fn introspect_request(&self, token: &str) -> Result<Request, Failure> {
+        self.client_post(
+            "introspect",
+            &self.introspect_target,
+            form(&[("token", token)]),
+        )
+    }
+
+    pub async fn introspect(&self, conn: &mut Conn, req: &Request) -> Result<(), Failure> {
+        self.call(conn, "introspect", req, |b| {
             match serde_json::from_slice::<IntrospectCheck>(b) {
                 Ok(i) if i.active => Ok(()),
                 Ok(_) => Err(Failure::malformed(
@@ -447,21 +449,23 @@ impl Target {
         .await
     }
 
-    pub async fn userinfo(&self, conn: &mut Conn, bearer: &HeaderValue) -> Result<(), Failure> {
+    /// The userinfo request with `access_token` (sent as it is by every iteration).
+    pub fn userinfo_request(&self, access_token: &str) -> Result<Request, Failure> {
         let req = self
-            .get(&self.userinfo_target)
-            .header(AUTHORIZATION, bearer.clone());
-        self.call(
-            conn,
-            "userinfo",
-            req,
-            Bytes::new(),
-            |body| match serde_json::from_slice::<UserinfoCheck>(body) {
+            .http
+            .request("GET", &self.userinfo_target)
+            .header("authorization", &format!("Bearer {access_token}"));
+        Self::render("userinfo", req, b"")
+    }
+
+    pub async fn userinfo(&self, conn: &mut Conn, req: &Request) -> Result<(), Failure> {
+        self.call(conn, "userinfo", req, |body| {
+            match serde_json::from_slice::<UserinfoCheck>(body) {
                 Ok(u) if !u.sub.is_empty() => Ok(()),
                 Ok(_) => Err(Failure::malformed("userinfo", "empty sub")),
                 Err(e) => Err(Failure::malformed("userinfo", &e.to_string())),
-            },
-        )
+            }
+        })
         .await
     }
 }
@@ -493,5 +497,22 @@ mod tests {
         // An attacker-sized or odd `error` value does not become a report key.
         let f = Failure::status("token", 400, br#"{"error":"a b"}"#);
         assert_eq!(f.kind, "token: HTTP 400");
+    }
+
+    #[test]
+    fn a_body_that_passed_passes_again_unparsed_and_any_other_is_checked() {
+        let ok = OnceLock::new();
+        let good = Bytes::from_static(br#"{"keys":[{}]}"#);
+        let fail = |_: &[u8]| Err(Failure::malformed("jwks", "checked"));
+        assert!(checked_once(&ok, &good, fail).is_err(), "nothing remembered yet");
+        assert!(checked_once(&ok, &good, |_| Ok(())).is_ok());
+        assert!(checked_once(&ok, &good.clone(), fail).is_ok(), "remembered");
+        let other = Bytes::from_static(br#"{"keys":[]}"#);
+        assert!(checked_once(&ok, &other, fail).is_err(), "other bytes are checked");
+        assert!(checked_once(&ok, &other, |_| Ok(())).is_ok());
+        assert!(
+            checked_once(&ok, &other, fail).is_err(),
+            "only the first body that passed is remembered"
+        );
     }
 }
