@@ -25,7 +25,7 @@ use crate::notify::{NewMessage, OutboxStore};
 use crate::protocol::params::Params;
 use crate::protocol::{tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{PersonEditStore, PersonStore, SessionStore, SubjectStore};
+use crate::store::{PersonEditStore, PersonStore, SubjectStore};
 
 /// An activation in progress (ephemeral, `act:<id>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,13 +383,7 @@ async fn password(
     let contact = a.contact.clone();
     let activated = state
         .store
-        .call(move |s| {
-            if !s.activate_pending(&sub, &hash, &contact, &event)? {
-                return Ok(false);
-            }
-            s.insert_session(&session)?;
-            Ok(true)
-        })
+        .call(move |s| s.activate_pending(&sub, &hash, &contact, &event, &session))
         .await?;
     if !activated {
         return Ok(expired_start(state, req, lang));

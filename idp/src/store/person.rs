@@ -10,7 +10,7 @@ use crate::domain::person::{
     AccountLevel, AccountStatus, Address, Confirmation, Contact, ContactKind, Document, Membership,
     Ogrn, OrgRole, Person, PersonChange, Verification,
 };
-use crate::domain::Subject;
+use crate::domain::{SsoSession, Subject};
 use crate::notify::NewMessage;
 
 /// One item of a person's collections, for [`PersonStore::put_item`] / `remove_item`.
@@ -183,13 +183,15 @@ pub trait PersonEditStore {
     /// `Conflict` if the login is taken.
     fn insert_pending_subject(&self, s: &Subject, event: &AuditEvent) -> StoreResult<i64>;
     /// Activates a pending account: the password the citizen chose, status active, the
-    /// contact the code went to marked confirmed, a history row and `event`, in one
-    /// transaction. Ok(false) if the account is not pending (any more).
+    /// contact the code went to marked confirmed, a history row, `event` and the citizen's
+    /// first session, in one transaction. Ok(false), with nothing written, if the account is
+    /// not pending (any more).
     fn activate_pending(
         &self,
         subject_id: &str,
         password_hash: &str,
         confirmed_contact: &str,
         event: &AuditEvent,
+        session: &SsoSession,
     ) -> StoreResult<bool>;
 }

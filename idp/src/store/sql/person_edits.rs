@@ -6,17 +6,17 @@ use chrono::DateTime;
 use chrono::Utc;
 use diesel::prelude::*;
 
-use super::models::{login_index, seal_profile, NewSubject, SubjectRow};
+use super::models::{login_index, seal_profile, NewSession, NewSubject, SubjectRow};
 use super::person::{
     append_history, audit, change, ensure_person, record_account_change, write_status,
 };
-use super::schema::{contact_index, persons, subjects};
+use super::schema::{contact_index, persons, sessions, subjects};
 use super::signin::{confirmed_contacts, contact_key, index_contacts_on};
 use super::{to_db_time, DbConnection, SqlStore};
 use crate::audit::AuditEvent;
 use crate::domain::identifier::Identifier;
 use crate::domain::person::{AccountStatus, ContactKind};
-use crate::domain::Subject;
+use crate::domain::{SsoSession, Subject};
 use crate::store::person::{ContactChange, ContactOutcome, PersonEditStore};
 use crate::store::{StoreError, StoreResult};
 use keys::Vault;
@@ -206,9 +206,11 @@ impl PersonEditStore for SqlStore {
         password_hash: &str,
         confirmed_contact: &str,
         event: &AuditEvent,
+        session: &SsoSession,
     ) -> StoreResult<bool> {
         let vault = self.vault()?;
         let now = event.at;
+        let session = NewSession::try_from(session)?;
         self.transaction(|c| {
             // Conditional on the status, so two activations cannot both succeed.
             let n = diesel::update(
@@ -242,6 +244,9 @@ impl PersonEditStore for SqlStore {
             let after = serde_json::json!({"status": "active", "by": "activation"});
             record_account_change(c, vault, subject_id, now, "status", before, after)?;
             audit(c, event)?;
+            diesel::insert_into(sessions::table)
+                .values(&session)
+                .execute(c)?;
             Ok(true)
         })
     }

@@ -2,12 +2,12 @@
 //! and the sign-in index in one transaction, refusals write nothing, pending accounts are
 //! activated once.
 
-use super::tests::{each, event, subject, t0};
+use super::tests::{each, event, session, subject, t0};
 use crate::domain::person::{AccountStatus, ContactKind};
 use crate::notify::{Channel, NewMessage};
 use crate::store::{
-    AuditStore, ContactChange, ContactOutcome, PersonEditStore, PersonStore, SigninStore,
-    SubjectStore,
+    AuditStore, ContactChange, ContactOutcome, PersonEditStore, PersonStore, SessionStore,
+    SigninStore, SubjectStore,
 };
 
 fn change<'a>(
@@ -130,12 +130,56 @@ fn a_pending_account_is_activated_once() {
         // Unconfirmed: not in the contact index yet.
         assert!(s.find_subjects_by_contact("+79005550177").unwrap().len() <= 1);
         let e = event("user.activated");
+        // The first session cannot be written (its sid is taken): nothing of the activation
+        // is written either, and the account still waits.
+        s.insert_session(&session("h-other", "sid-taken", "sub-1"))
+            .unwrap();
         assert!(s
-            .activate_pending("sub-1", "$argon2id$new", "+79005550177", &e)
+            .activate_pending(
+                "sub-1",
+                "$argon2id$lost",
+                "+79005550177",
+                &e,
+                &session("h-act-0", "sid-taken", "sub-1"),
+            )
+            .is_err());
+        let still = s.find_subject("sub-1").unwrap().unwrap();
+        assert_ne!(still.password_hash, "$argon2id$lost");
+        assert!(!still.profile.phone_number_verified);
+        assert_eq!(
+            s.find_person("sub-1").unwrap().unwrap().status,
+            AccountStatus::PendingConfirmation
+        );
+        assert!(s
+            .activate_pending(
+                "sub-1",
+                "$argon2id$new",
+                "+79005550177",
+                &e,
+                &session("h-act-1", "sid-act-1", "sub-1"),
+            )
             .unwrap());
+        assert_eq!(
+            s.find_session_by_sid("sid-act-1")
+                .unwrap()
+                .map(|x| x.subject_id),
+            Some("sub-1".into()),
+            "the first session is written with the activation"
+        );
         assert!(!s
-            .activate_pending("sub-1", "$argon2id$again", "+79005550177", &e)
+            .activate_pending(
+                "sub-1",
+                "$argon2id$again",
+                "+79005550177",
+                &e,
+                &session("h-act-2", "sid-act-2", "sub-1"),
+            )
             .unwrap());
+        assert_eq!(
+            s.find_session_by_sid("sid-act-2").unwrap(),
+            None,
+            "a refused activation opens no session"
+        );
         let a = s.find_subject("sub-1").unwrap().unwrap();
         assert_eq!(a.password_hash, "$argon2id$new");
         assert!(a.profile.phone_number_verified);
@@ -146,7 +190,13 @@ fn a_pending_account_is_activated_once() {
         // An active account is never "activated".
         s.insert_subject(&subject("sub-2", "b@example.ru")).unwrap();
         assert!(!s
-            .activate_pending("sub-2", "$argon2id$x", "b@example.ru", &e)
+            .activate_pending(
+                "sub-2",
+                "$argon2id$x",
+                "b@example.ru",
+                &e,
+                &session("h-act-3", "sid-act-3", "sub-2"),
+            )
             .unwrap());
     });
 }
