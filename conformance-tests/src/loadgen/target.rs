@@ -504,11 +504,17 @@ mod tests {
         let ok = OnceLock::new();
         let good = Bytes::from_static(br#"{"keys":[{}]}"#);
         let fail = |_: &[u8]| Err(Failure::malformed("jwks", "checked"));
-        assert!(checked_once(&ok, &good, fail).is_err(), "nothing remembered yet");
+        assert!(
+            checked_once(&ok, &good, fail).is_err(),
+            "nothing remembered yet"
+        );
         assert!(checked_once(&ok, &good, |_| Ok(())).is_ok());
         assert!(checked_once(&ok, &good.clone(), fail).is_ok(), "remembered");
         let other = Bytes::from_static(br#"{"keys":[]}"#);
-        assert!(checked_once(&ok, &other, fail).is_err(), "other bytes are checked");
+        assert!(
+            checked_once(&ok, &other, fail).is_err(),
+            "other bytes are checked"
+        );
         assert!(checked_once(&ok, &other, |_| Ok(())).is_ok());
         assert!(
             checked_once(&ok, &other, fail).is_err(),

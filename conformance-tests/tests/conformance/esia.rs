@@ -581,16 +581,15 @@ async fn esia_v2_v3_ecdsa_round_trip() {
             .await;
         let cb = redirect_to(&page, REDIRECT_URI);
         assert_eq!(cb.get("state"), Some(ac.state.as_str()));
-        let code = cb.code().to_string();
+        let first_code = cb.code().to_string();
 
-        // Without the PKCE verifier the code is refused (and burnt).
         let (mut form, _) = te_form(
             &client_id,
             &signer,
             true,
             scope,
             &timestamp(0),
-            &code,
+            &first_code,
             &hash,
         );
         form.push(("code_verifier".into(), verifier.clone()));
@@ -660,6 +659,33 @@ async fn esia_v2_v3_ecdsa_round_trip() {
             400,
             "ESIA-007014",
         );
+        // That refusal spent the code and issued nothing: with the verifier it is refused
+        // too, with nothing to revoke, so no code reuse is reported.
+        let with_verifier = |code: &str| {
+            let (mut form, _) =
+                te_form(&client_id, &signer, true, scope, &timestamp(0), code, &hash);
+            form.push(("code_verifier".into(), verifier.clone()));
+            form
+        };
+        assert_esia_json(
+            &post(&idp, "/aas/oauth2/v3/te", &with_verifier(&code)).await,
+            400,
+            "ESIA-007011",
+        );
+        let reused = |kinds: Vec<String>| kinds.iter().any(|k| k == "token.code_reuse");
+        assert!(
+            !reused(idp.audit_kinds()),
+            "a code whose exchange was refused has nothing to revoke"
+        );
+        // A replay of the first code, whose exchange succeeded, revokes what it issued.
+        assert_esia_json(
+            &post(&idp, "/aas/oauth2/v3/te", &with_verifier(&first_code)).await,
+            400,
+            "ESIA-007011",
+        );
+        assert!(reused(idp.audit_kinds()), "the replay is reported");
+        let r = get_bearer(&idp, &format!("/rs/prns/{oid}"), Some(access)).await;
+        assert_esia_json(&r, 401, "ESIA-007020");
         idp.assert_alive("the v2/v3 round trip").await;
     })
     .await;

@@ -15,7 +15,7 @@ use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, Subject};
 use crate::protocol::code::{code_key, spent_key, CodeData, SpentCode};
 use crate::protocol::params::Params;
-use crate::protocol::tokens::{new_id, revoked_key};
+use crate::protocol::tokens::{new_id, revoked_key, AccessStamp};
 use crate::protocol::{scopes, OAuthError};
 use crate::state::AppState;
 use crate::store::{
@@ -198,39 +198,102 @@ async fn redeem_code(
     }
     let bad_code =
         || EsiaCode::BadGrant.error("the authorization code is invalid, expired or already used");
-    let Some(raw) = state.eph.take(&code_key(code)).await? else {
+    // What this exchange will issue is chosen first, so that the code's spent marker is
+    // written in the same atomic step that takes the code: a replay arriving at any moment
+    // after the take finds the marker and revokes what the first use issues.
+    let ttl = state.cfg.tokens.access_token_ttl_secs;
+    let stamp = AccessStamp::new(now, ttl)?;
+    let family = if client.allows_grant(GrantType::RefreshToken) {
+        Some(new_id()?)
+    } else {
+        None
+    };
+    let spent = SpentCode {
+        client_id: client.id.clone(),
+        access_jti: stamp.jti.clone(),
+        access_exp: stamp.exp,
+        refresh_family: family.clone(),
+    };
+    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
+    let keep = std::time::Duration::from_secs(ttl.max(3600));
+    let marker = spent_key(code);
+    let Some(raw) = state
+        .eph
+        .take_and_mark(&code_key(code), &marker, &spent_bytes, keep)
+        .await?
+    else {
         revoke_after_reuse(state, client, code, now).await?;
         return Err(bad_code());
     };
-    let data: CodeData = serde_json::from_slice(&raw).map_err(OAuthError::server)?;
+    let redeemed = CodeRedemption {
+        raw: &raw,
+        redirect_uri,
+        verifier,
+        asked,
+        req_state,
+        stamp,
+        family,
+        now,
+    };
+    let issued = issue(state, client, redeemed).await;
+    if issued.is_err() {
+        // Nothing reached the client: the marker would describe tokens nobody holds.
+        state.eph.delete(&marker).await?;
+    }
+    issued
+}
+
+/// A taken code and the request that presented it.
+struct CodeRedemption<'a> {
+    raw: &'a [u8],
+    redirect_uri: &'a str,
+    verifier: Option<&'a str>,
+    asked: &'a [String],
+    req_state: &'a str,
+    /// The access token's id and expiry, recorded with the spent code.
+    stamp: AccessStamp,
+    /// The refresh token family recorded with the spent code, when the client may refresh.
+    family: Option<String>,
+    now: DateTime<Utc>,
+}
+
+/// Checks the taken code against the request and issues the tokens.
+async fn issue(
+    state: &AppState,
+    client: &Client,
+    r: CodeRedemption<'_>,
+) -> Result<EsiaTokenResponse, OAuthError> {
+    let bad_code =
+        || EsiaCode::BadGrant.error("the authorization code is invalid, expired or already used");
+    let data: CodeData = serde_json::from_slice(r.raw).map_err(OAuthError::server)?;
     if data.client_id != client.id {
         return Err(bad_code().with_detail("the code was issued to another client"));
     }
-    if data.redirect_uri != redirect_uri {
+    if data.redirect_uri != r.redirect_uri {
         return Err(bad_code().with_detail("redirect_uri does not match the authorization request"));
     }
     // PKCE, when the authorization request had a challenge (RFC 7636 §4.6).
     if !data.code_challenge.is_empty() {
-        let v = verifier.ok_or_else(|| EsiaCode::missing("code_verifier"))?;
+        let v = r
+            .verifier
+            .ok_or_else(|| EsiaCode::missing("code_verifier"))?;
         let computed = keys::sha256_b64url(v.as_bytes());
         if !keys::constant_time_eq(computed.as_bytes(), data.code_challenge.as_bytes()) {
             return Err(bad_code().with_detail("code_verifier does not match"));
         }
     }
-    check_scope(asked, &data.scopes)?;
-    let offline = data.scopes.iter().any(|s| s == OFFLINE_SCOPE)
-        && client.allows_grant(GrantType::RefreshToken);
-    let refresh = if offline {
-        Some(crate::protocol::grants::new_refresh(
+    check_scope(r.asked, &data.scopes)?;
+    let offline = data.scopes.iter().any(|s| s == OFFLINE_SCOPE);
+    let refresh = match r.family.filter(|_| offline) {
+        Some(family) => Some(crate::protocol::grants::new_refresh(
             state,
             &client.id,
             &data.auth,
             &data.scopes,
-            new_id()?,
-            now,
-        )?)
-    } else {
-        None
+            family,
+            r.now,
+        )?),
+        None => None,
     };
     let sub = data.auth.subject_id.clone();
     let row = refresh.as_ref().map(|(_, r)| r.clone());
@@ -253,25 +316,17 @@ async fn redeem_code(
         return Err(bad_code().with_detail("the account is not active"));
     }
     let trusted = super::prns::is_trusted(person.as_ref());
-    let (resp, jti, exp) = mint(
+    let resp = mint(
         state,
         client,
         &subject,
         &data.scopes,
         &data.auth,
-        req_state,
+        r.req_state,
         trusted,
-        now,
+        r.stamp,
+        r.now,
     )?;
-    let spent = SpentCode {
-        client_id: client.id.clone(),
-        access_jti: jti,
-        access_exp: exp,
-        refresh_family: refresh.as_ref().map(|(_, r)| r.family_id.clone()),
-    };
-    let bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
-    let keep = std::time::Duration::from_secs(state.cfg.tokens.access_token_ttl_secs.max(3600));
-    state.eph.put(&spent_key(code), &bytes, keep).await?;
     Ok(EsiaTokenResponse {
         refresh_token: refresh.map(|(v, _)| v),
         ..resp
@@ -355,7 +410,8 @@ async fn refresh(
         acr: old.acr.clone(),
         amr: old.amr.clone(),
     };
-    let (resp, _, _) = mint(
+    let stamp = AccessStamp::new(now, state.cfg.tokens.access_token_ttl_secs)?;
+    let resp = mint(
         state,
         client,
         &subject,
@@ -363,6 +419,7 @@ async fn refresh(
         &auth,
         req_state,
         trusted,
+        stamp,
         now,
     )?;
     Ok(EsiaTokenResponse {
@@ -381,8 +438,9 @@ fn mint(
     auth: &AuthContext,
     req_state: &str,
     trusted: bool,
+    stamp: AccessStamp,
     now: DateTime<Utc>,
-) -> Result<(EsiaTokenResponse, String, i64), OAuthError> {
+) -> Result<EsiaTokenResponse, OAuthError> {
     let keyset = state.keyring.snapshot();
     let input = EsiaTokenInput {
         esia_issuer: state.cfg.esia.issuer_or(&state.issuer),
@@ -394,7 +452,7 @@ fn mint(
         trusted,
     };
     let ttl = state.cfg.tokens.access_token_ttl_secs;
-    let access = shape::mint_access(&keyset, &input, now, ttl)?;
+    let access = shape::mint_access(&keyset, &input, stamp, now)?;
     let id_token = if scopes.iter().any(|s| s == "openid") {
         Some(shape::mint_id_token(
             &keyset,
@@ -405,18 +463,14 @@ fn mint(
     } else {
         None
     };
-    Ok((
-        EsiaTokenResponse {
-            access_token: access.token,
-            id_token,
-            state: req_state.to_string(),
-            token_type: "Bearer",
-            expires_in: ttl,
-            refresh_token: None,
-        },
-        access.jti,
-        access.exp,
-    ))
+    Ok(EsiaTokenResponse {
+        access_token: access.token,
+        id_token,
+        state: req_state.to_string(),
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: None,
+    })
 }
 
 fn audit(now: DateTime<Utc>, kind: &str, subject: Option<&str>, client_id: &str) -> AuditEvent {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::authn::transaction::AuthContext;
 use crate::domain::Subject;
 use crate::keyring::KeySet;
-use crate::protocol::tokens::{new_id, Minted};
+use crate::protocol::tokens::{AccessStamp, Minted};
 use crate::protocol::OAuthError;
 
 /// The profile signs with RS256 (falls back to the default key only if none exists, which
@@ -87,18 +87,16 @@ pub struct EsiaTokenInput<'a> {
     pub trusted: bool,
 }
 
-/// The access token (`typ: at+jwt`).
+/// The access token (`typ: at+jwt`) under `stamp`, its id and expiry chosen beforehand.
 pub fn mint_access(
     keys: &KeySet,
     input: &EsiaTokenInput<'_>,
+    AccessStamp { jti, exp }: AccessStamp,
     now: DateTime<Utc>,
-    ttl_secs: u64,
 ) -> Result<Minted, OAuthError> {
     let key = keys
         .current_for(Some(ALG))
         .ok_or_else(|| OAuthError::server("no signing key"))?;
-    let jti = new_id()?;
-    let exp = now.timestamp() + ttl_secs as i64;
     let oid = input.subject.oid;
     let claims = json!({
         "iss": input.esia_issuer,
