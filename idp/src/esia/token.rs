@@ -13,9 +13,9 @@ use super::{check_signature, param, required, Flavor, SignedRequest};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, Subject};
-use crate::protocol::code::{code_key, spent_key, CodeData, SpentCode};
+use crate::protocol::code::{self, spent_key, CodeData, SpentCode, Taken};
 use crate::protocol::params::Params;
-use crate::protocol::tokens::{new_id, revoked_key, AccessStamp};
+use crate::protocol::tokens::{revoked_key, AccessStamp};
 use crate::protocol::{scopes, OAuthError};
 use crate::state::AppState;
 use crate::store::{
@@ -198,29 +198,13 @@ async fn redeem_code(
     }
     let bad_code =
         || EsiaCode::BadGrant.error("the authorization code is invalid, expired or already used");
-    // What this exchange will issue is chosen first, so that the code's spent marker is
-    // written in the same atomic step that takes the code: a replay arriving at any moment
-    // after the take finds the marker and revokes what the first use issues.
     let ttl = state.cfg.tokens.access_token_ttl_secs;
-    let stamp = AccessStamp::new(now, ttl)?;
-    let family = if client.allows_grant(GrantType::RefreshToken) {
-        Some(new_id()?)
-    } else {
-        None
-    };
-    let spent = SpentCode {
-        client_id: client.id.clone(),
-        access_jti: stamp.jti.clone(),
-        access_exp: stamp.exp,
-        refresh_family: family.clone(),
-    };
-    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
-    let keep = std::time::Duration::from_secs(ttl.max(3600));
-    let marker = spent_key(code);
-    let Some(raw) = state
-        .eph
-        .take_and_mark(&code_key(code), &marker, &spent_bytes, keep)
-        .await?
+    let Some(Taken {
+        raw,
+        stamp,
+        family,
+        marker,
+    }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
         revoke_after_reuse(state, client, code, now).await?;
         return Err(bad_code());

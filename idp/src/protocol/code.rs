@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::authorize::AuthRequest;
 use super::error::OAuthError;
+use super::tokens::{self, AccessStamp};
 use crate::authn::transaction::AuthContext;
+use crate::domain::{Client, GrantType};
 use crate::ephemeral::Ephemeral;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,59 @@ pub fn code_key(code: &str) -> String {
 
 pub fn spent_key(code: &str) -> String {
     format!("spent:{}", keys::sha256_b64url(code.as_bytes()))
+}
+
+/// A code taken for an exchange, with what the exchange will issue, chosen before the take
+/// and recorded (as a [`SpentCode`]) in the same atomic step that took the code: a replay
+/// arriving at any moment after the take finds the record and revokes what this exchange
+/// issues.
+pub struct Taken {
+    /// The code's contents ([`CodeData`] as JSON).
+    pub raw: Vec<u8>,
+    /// The access token's id and expiry.
+    pub stamp: AccessStamp,
+    /// The refresh token family, when the client may refresh.
+    pub family: Option<String>,
+    /// The record's key: an exchange that fails after the take removes it, since nothing
+    /// it describes reached the client.
+    pub marker: String,
+}
+
+/// Takes `code` for `client`'s exchange and records its use; `None` when the code is
+/// unknown, expired or already taken (then the caller looks for the record of its first
+/// use).
+pub async fn take(
+    eph: &dyn Ephemeral,
+    client: &Client,
+    code: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    access_ttl_secs: u64,
+) -> Result<Option<Taken>, OAuthError> {
+    let stamp = AccessStamp::new(now, access_ttl_secs)?;
+    let family = if client.allows_grant(GrantType::RefreshToken) {
+        Some(tokens::new_id()?)
+    } else {
+        None
+    };
+    let spent = SpentCode {
+        client_id: client.id.clone(),
+        access_jti: stamp.jti.clone(),
+        access_exp: stamp.exp,
+        refresh_family: family.clone(),
+    };
+    let spent = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
+    // Kept at least as long as the access token lives, and an hour at least.
+    let keep = std::time::Duration::from_secs(access_ttl_secs.max(3600));
+    let marker = spent_key(code);
+    let raw = eph
+        .take_and_mark(&code_key(code), &marker, &spent, keep)
+        .await?;
+    Ok(raw.map(|raw| Taken {
+        raw,
+        stamp,
+        family,
+        marker,
+    }))
 }
 
 pub async fn issue(

@@ -4,7 +4,7 @@ use super::{form_value, new_refresh, TokenResponse};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, GrantType};
 use crate::protocol::claims;
-use crate::protocol::code::{code_key, spent_key, CodeData, SpentCode};
+use crate::protocol::code::{self, spent_key, CodeData, SpentCode, Taken};
 use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{self, revoked_key, IdTokenInput};
@@ -29,29 +29,13 @@ pub async fn exchange(
     let redirect_uri = form_value(form, "redirect_uri")?;
     let now = state.now();
 
-    // What this exchange will issue is chosen first, so that the code's spent marker is
-    // written in the same atomic step that takes the code: a replay arriving at any moment
-    // after the take finds the marker and revokes what the first use issues.
     let ttl = state.cfg.tokens.access_token_ttl_secs;
-    let stamp = tokens::AccessStamp::new(now, ttl)?;
-    let family = if client.allows_grant(GrantType::RefreshToken) {
-        Some(tokens::new_id()?)
-    } else {
-        None
-    };
-    let spent = SpentCode {
-        client_id: client.id.clone(),
-        access_jti: stamp.jti.clone(),
-        access_exp: stamp.exp,
-        refresh_family: family.clone(),
-    };
-    let spent_bytes = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
-    let keep = std::time::Duration::from_secs(ttl.max(3600));
-    let marker = spent_key(code);
-    let Some(raw) = state
-        .eph
-        .take_and_mark(&code_key(code), &marker, &spent_bytes, keep)
-        .await?
+    let Some(Taken {
+        raw,
+        stamp,
+        family,
+        marker,
+    }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
         revoke_after_reuse(state, client, code).await?;
         return Err(OAuthError::invalid_grant(
