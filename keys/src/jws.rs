@@ -143,7 +143,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::util::b64e;
+    use crate::util::{b64d, b64e};
     use crate::SigningKey;
 
     /// RSA generation is slow in debug builds; share one immutable key among tests.
@@ -192,6 +192,21 @@ mod tests {
             // Without typ, header has only alg and kid.
             let jws = k.sign_jwt(None, &claims()).unwrap();
             assert_eq!(decode_header(&jws).unwrap().typ, None);
+            let header = b64d(jws.split('.').next().unwrap()).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<Value>(&header).unwrap(),
+                json!({"alg": alg.as_str(), "kid": k.kid()})
+            );
+            // The rendered-once headers and one rendered on demand verify alike.
+            for typ in ["JWT", "at+jwt", "logout+jwt"] {
+                let jws = k.sign_jwt(Some(typ), &claims()).unwrap();
+                let (h, got) = verify_jws_with_header(&jws, &[k.verifying_key()]).unwrap();
+                assert_eq!(
+                    (h.typ.as_deref(), h.kid.as_deref()),
+                    (Some(typ), Some(k.kid()))
+                );
+                assert_eq!(got, claims());
+            }
         }
     }
 

@@ -34,6 +34,28 @@ pub struct SigningKey {
     pair: Pair,
     public: PublicMaterial,
     rng: SystemRandom,
+    /// The encoded protected headers of the common token types, rendered once.
+    headers: Headers,
+}
+
+/// Base64url JOSE headers for `typ` none, `"JWT"` and `"at+jwt"`.
+struct Headers {
+    plain: String,
+    jwt: String,
+    at_jwt: String,
+}
+
+/// The base64url protected header `{"alg":..,"kid":..[,"typ":..]}`.
+fn encode_header(alg: Alg, kid: &str, typ: Option<&str>) -> Result<String, KeyError> {
+    let mut header = Map::new();
+    header.insert("alg".into(), Value::String(alg.as_str().into()));
+    header.insert("kid".into(), Value::String(kid.to_string()));
+    if let Some(typ) = typ {
+        header.insert("typ".into(), Value::String(typ.into()));
+    }
+    let header =
+        serde_json::to_vec(&Value::Object(header)).map_err(|e| KeyError::Claims(e.to_string()))?;
+    Ok(b64e(&header))
 }
 
 impl SigningKey {
@@ -94,9 +116,16 @@ impl SigningKey {
                 (Pair::Rsa(kp), PublicMaterial::Rsa { n: c.n, e: c.e })
             }
         };
+        let kid = public.thumbprint();
+        let headers = Headers {
+            plain: encode_header(alg, &kid, None)?,
+            jwt: encode_header(alg, &kid, Some("JWT"))?,
+            at_jwt: encode_header(alg, &kid, Some("at+jwt"))?,
+        };
         Ok(SigningKey {
             alg,
-            kid: public.thumbprint(),
+            kid,
+            headers,
             pkcs8: SecretBytes::new(der.to_vec()),
             pair,
             public,
@@ -163,21 +192,31 @@ impl SigningKey {
         typ: Option<&str>,
         claims: &T,
     ) -> Result<String, KeyError> {
-        let mut header = Map::new();
-        header.insert("alg".into(), Value::String(self.alg.as_str().into()));
-        header.insert("kid".into(), Value::String(self.kid.clone()));
-        if let Some(typ) = typ {
-            header.insert("typ".into(), Value::String(typ.into()));
-        }
-        let header = serde_json::to_vec(&Value::Object(header))
-            .map_err(|e| KeyError::Claims(e.to_string()))?;
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Claims(e.to_string()))?;
-        let mut out = b64e(&header);
+        let header = match typ {
+            None => std::borrow::Cow::Borrowed(&self.headers.plain),
+            Some("JWT") => std::borrow::Cow::Borrowed(&self.headers.jwt),
+            Some("at+jwt") => std::borrow::Cow::Borrowed(&self.headers.at_jwt),
+            Some(other) => {
+                std::borrow::Cow::Owned(encode_header(self.alg, &self.kid, Some(other))?)
+            }
+        };
+        // header . payload . signature (64 bytes for ES256/EdDSA, more for RS256).
+        let mut out = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+        out.push_str(&header);
         out.push('.');
-        out.push_str(&b64e(&payload));
+        base64::Engine::encode_string(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &payload,
+            &mut out,
+        );
         let sig = self.sign_bytes(out.as_bytes())?;
         out.push('.');
-        out.push_str(&b64e(&sig));
+        base64::Engine::encode_string(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            &sig,
+            &mut out,
+        );
         Ok(out)
     }
 }
