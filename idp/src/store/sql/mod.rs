@@ -176,6 +176,22 @@ impl CustomizeConnection<DbConnection, ConnectionError> for SqlitePragmas {
     }
 }
 
+/// Postgres's `plan_cache_mode` for the connection that writes the refresh batches: one
+/// generic plan for the batch statement (see [`SqlStore::batch_conn`]).
+#[derive(Debug, Clone, Copy)]
+struct GenericPlans;
+
+impl CustomizeConnection<DbConnection, ConnectionError> for GenericPlans {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        match conn {
+            DbConnection::Pg(c) => c
+                .batch_execute("SET plan_cache_mode = force_generic_plan")
+                .map_err(ConnectionError::CouldntSetupConfiguration),
+            DbConnection::Sqlite(_) => Ok(()),
+        }
+    }
+}
+
 pub type DbPool = r2d2::Pool<DbManager>;
 pub type PooledDb = PooledConnection<DbManager>;
 
@@ -183,6 +199,9 @@ pub type PooledDb = PooledConnection<DbManager>;
 #[derive(Clone)]
 pub struct SqlStore {
     pool: DbPool,
+    /// Postgres: the connections of the refresh batches' writers (`rotation.rs`), apart
+    /// from `pool`, with the batch statement planned once.
+    batch_pool: Option<DbPool>,
     kind: DbKind,
     /// Seals personal data; attached by [`SqlStore::with_vault`] once the data keys are open.
     vault: Option<std::sync::Arc<keys::Vault>>,
@@ -250,10 +269,27 @@ impl SqlStore {
             .connection_customizer(Box::new(SqlitePragmas {
                 background_checkpoints: checkpoints.is_some(),
             }))
-            .build(DbManager { kind, target })
+            .build(DbManager {
+                kind,
+                target: target.clone(),
+            })
             .map_err(|e| StoreError::Db(format!("cannot open database: {e}")))?;
+        let batch_pool = match kind {
+            DbKind::Postgres => Some(
+                r2d2::Pool::builder()
+                    .max_size(rotation::LANES as u32)
+                    .min_idle(Some(0))
+                    .test_on_check_out(false)
+                    .connection_timeout(Duration::from_secs(10))
+                    .connection_customizer(Box::new(GenericPlans))
+                    .build(DbManager { kind, target })
+                    .map_err(|e| StoreError::Db(format!("cannot open database: {e}")))?,
+            ),
+            DbKind::Sqlite => None,
+        };
         Ok(SqlStore {
             pool,
+            batch_pool,
             kind,
             vault: None,
             rotations: Default::default(),
@@ -281,6 +317,21 @@ impl SqlStore {
     /// A pooled connection, for callers composing their own queries.
     pub fn conn(&self) -> Result<PooledDb, StoreError> {
         self.pool
+            .get()
+            .map_err(|e| StoreError::Db(format!("no database connection: {e}")))
+    }
+
+    /// A connection for a batch of refresh-token writes (`rotation.rs`). On Postgres, one of
+    /// its own, on which every statement has a generic plan: the batch statement's arrays
+    /// would otherwise have it planned afresh for every batch whose arrays make a custom
+    /// plan look cheaper than the generic one (a batch of first tokens only, as the code
+    /// exchanges make: its UPDATE's arrays are empty), measured at ≈0.4 ms of planning
+    /// per batch against ≈0.5 ms to run it. The generic plan is the one the statement was
+    /// written for (`rotation_pg`: `= ANY` on the primary key).
+    pub(super) fn batch_conn(&self) -> Result<PooledDb, StoreError> {
+        self.batch_pool
+            .as_ref()
+            .unwrap_or(&self.pool)
             .get()
             .map_err(|e| StoreError::Db(format!("no database connection: {e}")))
     }

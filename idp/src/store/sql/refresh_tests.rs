@@ -118,6 +118,75 @@ fn a_batch_stores_new_tokens_with_the_rotations() {
     });
 }
 
+/// On Postgres the batches are written on a connection that plans the batch statement once:
+/// a batch of first tokens only (its spend arrays empty, as the code exchanges make them)
+/// would otherwise be planned afresh each time, a custom plan looking cheaper than the
+/// generic one. The other connections keep the server's setting.
+#[test]
+fn batches_on_postgres_reuse_one_plan() {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Bool};
+
+    #[derive(diesel::QueryableByName)]
+    struct Plans {
+        #[diesel(sql_type = BigInt)]
+        generic: i64,
+        #[diesel(sql_type = BigInt)]
+        custom: i64,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = Bool)]
+        kept: bool,
+    }
+    each(|s| {
+        seed(s);
+        for i in 0..8 {
+            let (_, issued) = s.write_as_batch(
+                vec![],
+                &[refresh(
+                    &format!("first-{i}"),
+                    &format!("fam-f{i}"),
+                    "rp",
+                    "sub-1",
+                )],
+            );
+            assert!(matches!(issued[..], [Ok(true)]));
+        }
+        let mut conn = s.batch_conn().unwrap();
+        let super::DbConnection::Pg(pg) = &mut *conn else {
+            return;
+        };
+        let plans: Plans = diesel::sql_query(
+            "SELECT generic_plans AS generic, custom_plans AS custom \
+             FROM pg_prepared_statements WHERE statement LIKE 'WITH spent AS%'",
+        )
+        .get_result(pg)
+        .unwrap();
+        assert_eq!(
+            (plans.generic, plans.custom),
+            (8, 0),
+            "one plan for every batch"
+        );
+        drop(conn);
+
+        let mut conn = s.conn().unwrap();
+        let super::DbConnection::Pg(pg) = &mut *conn else {
+            unreachable!("one backend per store")
+        };
+        let setting: Kept = diesel::sql_query(
+            "SELECT setting = reset_val AS kept FROM pg_settings \
+             WHERE name = 'plan_cache_mode'",
+        )
+        .get_result(pg)
+        .unwrap();
+        assert!(
+            setting.kept,
+            "the other connections keep the server's setting"
+        );
+    });
+}
+
 #[test]
 fn rotates_once_then_reports_reuse() {
     each(|s| {

@@ -16,7 +16,8 @@
 //! thread, so a rotation costs no thread hand-over besides the writer's. One batch is
 //! committed at a time: on Postgres four lanes were measured slower than one (smaller
 //! batches, more commits competing for the same two cores), and SQLite has one writer
-//! anyway.
+//! anyway. On Postgres the writers have connections of their own, on which the batch
+//! statement keeps one generic plan (`SqlStore::batch_conn`).
 //!
 //! Each caller gets exactly the answer of a rotation on its own:
 //! - a token the batch's UPDATE did not spend (unknown, expired, revoked, used, another
@@ -56,7 +57,7 @@ use crate::sync::lock;
 const MAX_BATCH: usize = 128;
 
 /// Most batches being committed at once.
-const LANES: usize = 1;
+pub(super) const LANES: usize = 1;
 
 /// The rotations waiting for the next batch, shared by every clone of a [`SqlStore`].
 #[derive(Default)]
@@ -392,7 +393,7 @@ impl SqlStore {
     /// The batch's statements. Returns, per job in order, its answer, or `None` when the job
     /// must write alone (its token was not spent here).
     fn write_batch(&self, batch: &[Job]) -> StoreResult<Vec<Option<Answer>>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.batch_conn()?;
         match &mut *conn {
             DbConnection::Pg(pg) => write_batch_pg(pg, batch),
             db => db.transaction(|db| write_batch_sqlite(db, batch)),
