@@ -117,9 +117,24 @@ impl Throttle<'_> {
         Ok(n <= self.cfg.ip_max_attempts)
     }
 
-    /// Whether password sign-in to `account` (a blind index) is locked.
-    pub async fn locked(&self, account: &str) -> EphResult<bool> {
-        Ok(self.eph.get(&lock_key(account)).await?.is_some())
+    /// Counts a password attempt from `ip` ([`ip_attempt`](Self::ip_attempt)) and reads
+    /// whether password sign-in to `account` (a blind index) is locked and whether it has
+    /// failures to forget, in one round trip.
+    pub async fn password_attempt(&self, ip: &str, account: &str) -> EphResult<PasswordAttempt> {
+        let (n, found) = self
+            .eph
+            .incr_and_get(
+                &format!("lockout:ip:{ip}"),
+                Duration::from_secs(self.cfg.ip_window_secs),
+                &[&lock_key(account), &fail_key(account)],
+            )
+            .await?;
+        let present = |i: usize| found.get(i).is_some_and(Option::is_some);
+        Ok(PasswordAttempt {
+            ip_allowed: n <= self.cfg.ip_max_attempts,
+            locked: present(0),
+            failures: present(1),
+        })
     }
 
     /// Counts a wrong password; true when this failure locked the account.
@@ -134,10 +149,26 @@ impl Throttle<'_> {
         self.eph.put_if_absent(&lock_key(account), b"1", ttl).await
     }
 
-    /// Forgets the failures after a right password.
-    pub async fn password_ok(&self, account: &str) -> EphResult<()> {
+    /// Forgets the failures after a right password: those [`password_attempt`]
+    /// (Self::password_attempt) found; none found, nothing to do (a failure counted since,
+    /// by a concurrent attempt, is kept).
+    pub async fn password_ok(&self, account: &str, attempt: &PasswordAttempt) -> EphResult<()> {
+        if !attempt.failures {
+            return Ok(());
+        }
         self.eph.delete(&fail_key(account)).await
     }
+}
+
+/// What [`Throttle::password_attempt`] found before the password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordAttempt {
+    /// The address has attempts left in its window.
+    pub ip_allowed: bool,
+    /// Password sign-in to the account is locked.
+    pub locked: bool,
+    /// Wrong passwords are counted against the account.
+    failures: bool,
 }
 
 #[cfg(test)]
@@ -145,6 +176,17 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::ephemeral::MemoryEphemeral;
+
+    async fn locked(t: &Throttle<'_>, account: &str) -> bool {
+        t.password_attempt("192.0.2.9", account)
+            .await
+            .unwrap()
+            .locked
+    }
+
+    async fn allowed(t: &Throttle<'_>, ip: &str) -> bool {
+        t.password_attempt(ip, "a").await.unwrap().ip_allowed
+    }
 
     #[tokio::test]
     async fn three_failures_lock_until_the_period_ends() {
@@ -157,23 +199,44 @@ mod tests {
         };
         assert!(!t.password_failed("a").await.unwrap());
         assert!(!t.password_failed("a").await.unwrap());
-        assert!(!t.locked("a").await.unwrap());
+        assert!(!locked(&t, "a").await);
         assert!(
             t.password_failed("a").await.unwrap(),
             "the third failure locks"
         );
-        assert!(t.locked("a").await.unwrap());
-        assert!(
-            !t.locked("b").await.unwrap(),
-            "other accounts are not affected"
-        );
+        assert!(locked(&t, "a").await);
+        assert!(!locked(&t, "b").await, "other accounts are not affected");
         clock.advance(chrono::Duration::seconds(15 * 60 + 1));
-        assert!(!t.locked("a").await.unwrap(), "the lock ends by itself");
-        // A right password forgets earlier failures.
+        assert!(!locked(&t, "a").await, "the lock ends by itself");
+        // A right password forgets the failures its attempt found.
         t.password_failed("a").await.unwrap();
         t.password_failed("a").await.unwrap();
-        t.password_ok("a").await.unwrap();
+        let attempt = t.password_attempt("192.0.2.9", "a").await.unwrap();
+        t.password_ok("a", &attempt).await.unwrap();
         assert!(!t.password_failed("a").await.unwrap());
+        assert!(!t.password_failed("a").await.unwrap());
+        assert!(t.password_failed("a").await.unwrap(), "counted from zero");
+    }
+
+    /// An attempt that found no failures forgets none: one counted meanwhile, by a
+    /// concurrent wrong password, still counts.
+    #[tokio::test]
+    async fn a_failure_counted_during_a_right_password_stays() {
+        let eph = MemoryEphemeral::new(std::sync::Arc::new(FixedClock::new(chrono::Utc::now())));
+        let cfg = LockoutConfig::default();
+        let t = Throttle {
+            eph: &eph,
+            cfg: &cfg,
+        };
+        let attempt = t.password_attempt("192.0.2.9", "a").await.unwrap();
+        assert!(!attempt.locked);
+        t.password_failed("a").await.unwrap();
+        t.password_ok("a", &attempt).await.unwrap();
+        assert!(!t.password_failed("a").await.unwrap());
+        assert!(
+            t.password_failed("a").await.unwrap(),
+            "the third failure locks"
+        );
     }
 
     #[tokio::test]
@@ -181,7 +244,7 @@ mod tests {
         let clock = FixedClock::new(chrono::Utc::now());
         let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
         let cfg = LockoutConfig {
-            ip_max_attempts: 2,
+            ip_max_attempts: 3,
             ..LockoutConfig::default()
         };
         let t = Throttle {
@@ -189,11 +252,14 @@ mod tests {
             cfg: &cfg,
         };
         assert!(t.ip_attempt("192.0.2.1").await.unwrap());
+        // Password attempts count in the same window as every other attempt.
+        assert!(allowed(&t, "192.0.2.1").await);
         assert!(t.ip_attempt("192.0.2.1").await.unwrap());
+        assert!(!allowed(&t, "192.0.2.1").await);
         assert!(!t.ip_attempt("192.0.2.1").await.unwrap());
         assert!(t.ip_attempt("192.0.2.2").await.unwrap());
         clock.advance(chrono::Duration::seconds(601));
-        assert!(t.ip_attempt("192.0.2.1").await.unwrap());
+        assert!(allowed(&t, "192.0.2.1").await);
     }
 
     #[tokio::test]

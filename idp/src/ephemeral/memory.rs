@@ -27,6 +27,33 @@ struct Inner {
 }
 
 impl Inner {
+    /// [`Ephemeral::incr`] under the caller's lock; `expires_at` for a new counter.
+    fn incr(&mut self, key: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> EphResult<u64> {
+        let next = match self.live(key, now) {
+            Some(entry) => {
+                let current: u64 = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| EphemeralError::Unavailable("value is not a counter".into()))?;
+                let next = current.saturating_add(1);
+                entry.value = next.to_string().into_bytes();
+                next
+            }
+            None => {
+                self.map.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: b"1".to_vec(),
+                        expires_at,
+                    },
+                );
+                1
+            }
+        };
+        self.wrote(now);
+        Ok(next)
+    }
+
     /// The live entry under `key`; an expired one is removed and reported absent.
     fn live(&mut self, key: &str, now: DateTime<Utc>) -> Option<&mut Entry> {
         let expired = self.map.get(key).is_some_and(|e| e.expires_at <= now);
@@ -181,29 +208,24 @@ impl Ephemeral for MemoryEphemeral {
         let now = self.clock.now();
         let expires_at = self.expiry(now, ttl);
         let mut inner = self.lock();
-        let next = match inner.live(key, now) {
-            Some(entry) => {
-                let current: u64 = std::str::from_utf8(&entry.value)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| EphemeralError::Unavailable("value is not a counter".into()))?;
-                let next = current.saturating_add(1);
-                entry.value = next.to_string().into_bytes();
-                next
-            }
-            None => {
-                inner.map.insert(
-                    key.to_owned(),
-                    Entry {
-                        value: b"1".to_vec(),
-                        expires_at,
-                    },
-                );
-                1
-            }
-        };
-        inner.wrote(now);
-        Ok(next)
+        inner.incr(key, now, expires_at)
+    }
+
+    async fn incr_and_get(
+        &self,
+        counter: &str,
+        ttl: Duration,
+        keys: &[&str],
+    ) -> EphResult<(u64, Vec<Option<Vec<u8>>>)> {
+        let now = self.clock.now();
+        let expires_at = self.expiry(now, ttl);
+        let mut inner = self.lock();
+        let n = inner.incr(counter, now, expires_at)?;
+        let values = keys
+            .iter()
+            .map(|k| inner.live(k, now).map(|e| e.value.clone()))
+            .collect();
+        Ok((n, values))
     }
 }
 
@@ -509,6 +531,29 @@ mod tests {
             // The window is fixed at the first increment, not extended by later ones.
             b.pass(ttl + ttl / 2).await;
             assert_eq!(e.incr("n", ttl).await.unwrap(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn incr_and_get_counts_and_reads_in_one_step() {
+        for b in backends().await {
+            let e = &b.eph;
+            let ttl = b.short_ttl();
+            e.put("a", b"one", ttl).await.unwrap();
+            e.put("b", b"", ttl).await.unwrap();
+            let (n, values) = e
+                .incr_and_get("n", ttl, &["a", "missing", "b"])
+                .await
+                .unwrap();
+            assert_eq!(n, 1, "{e:?}");
+            assert_eq!(values, [Some(b"one".to_vec()), None, Some(Vec::new())]);
+            // The same counter as incr's, its window fixed at the first count.
+            assert_eq!(e.incr("n", ttl).await.unwrap(), 2);
+            let (n, values) = e.incr_and_get("n", ttl, &[]).await.unwrap();
+            assert_eq!((n, values.len()), (3, 0));
+            b.pass(ttl + ttl / 2).await;
+            let (n, values) = e.incr_and_get("n", ttl, &["a"]).await.unwrap();
+            assert_eq!((n, values), (1, vec![None]), "counter and value expired");
         }
     }
 

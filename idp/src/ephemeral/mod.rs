@@ -49,4 +49,12 @@ pub trait Ephemeral: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> EphResult<()>;
     /// Increments a counter, creating it with `ttl` on first use; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64>;
+    /// [`incr`](Self::incr) of `counter` and the values of `keys`, read in the same atomic
+    /// step: one round trip where a count and the checks that follow it were several.
+    async fn incr_and_get(
+        &self,
+        counter: &str,
+        ttl: Duration,
+        keys: &[&str],
+    ) -> EphResult<(u64, Vec<Option<Vec<u8>>>)>;
 }

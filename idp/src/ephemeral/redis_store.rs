@@ -23,6 +23,19 @@ end
 return v
 ";
 
+/// [`INCR_WITH_TTL`] of KEYS[1], then GET of every other key: one atomic step.
+const INCR_AND_GET: &str = r"
+local v = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+local out = {v}
+for i = 2, #KEYS do
+  out[i] = redis.call('GET', KEYS[i])
+end
+return out
+";
+
 /// GETDEL, and only when the key was there, SET the mark with its expiry: one atomic step.
 const TAKE_AND_MARK: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
@@ -40,6 +53,7 @@ pub struct RedisEphemeral {
     conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     prefix: String,
     incr: Script,
+    incr_and_get: Script,
     take_and_mark: Script,
 }
 
@@ -76,6 +90,7 @@ impl RedisEphemeral {
             conn: Arc::new(tokio::sync::OnceCell::new_with(Some(conn))),
             prefix,
             incr: Script::new(INCR_WITH_TTL),
+            incr_and_get: Script::new(INCR_AND_GET),
             take_and_mark: Script::new(TAKE_AND_MARK),
         })
     }
@@ -194,5 +209,40 @@ impl Ephemeral for RedisEphemeral {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    async fn incr_and_get(
+        &self,
+        counter: &str,
+        ttl: Duration,
+        keys: &[&str],
+    ) -> EphResult<(u64, Vec<Option<Vec<u8>>>)> {
+        let mut conn = self.conn().await?;
+        let mut call = self.incr_and_get.key(self.key(counter));
+        for k in keys {
+            call.key(self.key(k));
+        }
+        // A missing key is Lua's false, which Redis answers as nil.
+        let (n, values): (u64, Vec<Option<Vec<u8>>>) = call
+            .arg(ttl_ms(ttl))
+            .invoke_async::<redis::Value>(&mut conn)
+            .await
+            .and_then(|v| match v {
+                redis::Value::Array(mut items) if !items.is_empty() => {
+                    let n = redis::from_redis_value(&items.remove(0))?;
+                    let values = items
+                        .iter()
+                        .map(redis::from_redis_value)
+                        .collect::<redis::RedisResult<_>>()?;
+                    Ok((n, values))
+                }
+                other => Err(redis::RedisError::from((
+                    redis::ErrorKind::TypeError,
+                    "incr_and_get answered",
+                    format!("{other:?}"),
+                ))),
+            })
+            .map_err(unavailable)?;
+        Ok((n, values))
     }
 }

@@ -293,7 +293,15 @@ async fn password_step(
 ) -> Result<PasswordOutcome, OAuthError> {
     let t = throttle(state);
     let ip = ip_of(state, req).unwrap_or_default();
-    if !t.ip_attempt(&ip).await? {
+    let login = normalize_login(identifier);
+    let account = state
+        .store
+        .vault()
+        .map_err(OAuthError::from)?
+        .blind_index(&format!("lockout:{login}"));
+    // The address's attempt is counted and the account's lock read in one round trip.
+    let attempt = t.password_attempt(&ip, &account).await?;
+    if !attempt.ip_allowed {
         audit(
             state,
             req,
@@ -310,13 +318,7 @@ async fn password_step(
         Ok(c) => c,
         Err(e) => return Ok(PasswordOutcome::BadIdentifier(e)),
     };
-    let login = normalize_login(identifier);
-    let account = state
-        .store
-        .vault()
-        .map_err(OAuthError::from)?
-        .blind_index(&format!("lockout:{login}"));
-    if t.locked(&account).await? {
+    if attempt.locked {
         audit(
             state,
             req,
@@ -347,7 +349,7 @@ async fn password_step(
         .map_err(OAuthError::server)?;
     match subject {
         Some(s) if ok => {
-            t.password_ok(&account).await?;
+            t.password_ok(&account, &attempt).await?;
             Ok(PasswordOutcome::Right(s.id))
         }
         other => {
