@@ -13,17 +13,8 @@ use redis::{AsyncCommands, Script};
 
 use super::{EphResult, Ephemeral, EphemeralError};
 
-/// INCR, and set the TTL whenever the key has none (i.e. it was just created), in one
-/// atomic step so a counter can never outlive its window.
-const INCR_WITH_TTL: &str = r"
-local v = redis.call('INCR', KEYS[1])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return v
-";
-
-/// [`INCR_WITH_TTL`] of KEYS[1], then GET of every other key: one atomic step.
+/// INCR of KEYS[1], setting the TTL whenever the key has none (i.e. it was just created, so
+/// a counter can never outlive its window), then GET of every other key: one atomic step.
 const INCR_AND_GET: &str = r"
 local v = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then
@@ -52,7 +43,6 @@ pub struct RedisEphemeral {
     /// spawned on the worker's own runtime).
     conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     prefix: String,
-    incr: Script,
     incr_and_get: Script,
     take_and_mark: Script,
 }
@@ -89,7 +79,6 @@ impl RedisEphemeral {
             client,
             conn: Arc::new(tokio::sync::OnceCell::new_with(Some(conn))),
             prefix,
-            incr: Script::new(INCR_WITH_TTL),
             incr_and_get: Script::new(INCR_AND_GET),
             take_and_mark: Script::new(TAKE_AND_MARK),
         })
@@ -202,13 +191,7 @@ impl Ephemeral for RedisEphemeral {
     }
 
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
-        let mut conn = self.conn().await?;
-        self.incr
-            .key(self.key(key))
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)
+        Ok(self.incr_and_get(key, ttl, &[]).await?.0)
     }
 
     async fn incr_and_get(
