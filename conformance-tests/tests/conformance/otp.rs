@@ -381,8 +381,10 @@ async fn remember_me_outlives_the_idle_timeout() {
     for_each_backend_with(&env, |idp| async move {
         let plain = Browser::new(&idp);
         let remembered = Browser::new(&idp);
+        let unused = Browser::new(&idp);
         let c1 = sign_in_remember(&idp, &plain, false).await;
         let c2 = sign_in_remember(&idp, &remembered, true).await;
+        sign_in_remember(&idp, &unused, false).await;
         assert!(
             !c1.to_ascii_lowercase().contains("max-age"),
             "a browser-session cookie: {c1}"
@@ -401,6 +403,12 @@ async fn remember_me_outlives_the_idle_timeout() {
         );
         // The idle session stays ended.
         assert!(!sso_works(&idp, &plain).await);
+        // Without prompt=none an idle session asks for a sign-in, it gives no code.
+        let page = unused.authorize(&idp, &Authz::new(&idp.client)).await;
+        assert!(page.is_login_page(), "{}", page.describe());
+        let ended = idp.audit_kinds();
+        let ended = ended.iter().filter(|k| *k == "session.idle_timeout");
+        assert_eq!(ended.count(), 2, "each idle session is ended once");
     })
     .await;
 }

@@ -164,6 +164,32 @@ impl Ephemeral for MemoryEphemeral {
         })
     }
 
+    async fn touch_and_put(
+        &self,
+        live: &str,
+        live_ttl: Duration,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<bool> {
+        let now = self.clock.now();
+        let (live_until, expires_at) = (self.expiry(now, live_ttl), self.expiry(now, ttl));
+        let mut inner = self.lock();
+        let Some(entry) = inner.live(live, now) else {
+            return Ok(false);
+        };
+        entry.expires_at = live_until;
+        inner.map.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        inner.wrote(now);
+        Ok(true)
+    }
+
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>> {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -366,6 +392,55 @@ mod tests {
             b.pass(ttl * 3).await;
             assert!(!e.touch("t", ttl).await.unwrap(), "expired");
             assert_eq!(e.get("t").await.unwrap(), None);
+        }
+    }
+
+    /// The value is stored only while the live key is there, and storing it extends that
+    /// key; once the live key has expired nothing is stored.
+    #[tokio::test]
+    async fn touch_and_put_stores_only_while_the_live_key_lives() {
+        for b in backends().await {
+            let e = &b.eph;
+            let ttl = b.short_ttl();
+            let long = ttl * 100;
+            assert!(
+                !e.touch_and_put("live", ttl, "v", b"x", long).await.unwrap(),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.get("v").await.unwrap(),
+                None,
+                "stored without the live key"
+            );
+            assert_eq!(
+                e.get("live").await.unwrap(),
+                None,
+                "the live key was created"
+            );
+            e.put("live", b"1", ttl).await.unwrap();
+            assert!(e
+                .touch_and_put("live", ttl * 4, "v", b"one", long)
+                .await
+                .unwrap());
+            assert_eq!(e.get("v").await.unwrap().as_deref(), Some(&b"one"[..]));
+            // Past the live key's first TTL, within the one the store gave it.
+            b.pass(ttl * 2).await;
+            assert_eq!(e.get("live").await.unwrap().as_deref(), Some(&b"1"[..]));
+            assert!(e
+                .touch_and_put("live", ttl, "w", b"two", long)
+                .await
+                .unwrap());
+            b.pass(ttl * 2).await;
+            assert!(!e
+                .touch_and_put("live", ttl, "u", b"three", long)
+                .await
+                .unwrap());
+            assert_eq!(
+                e.get("u").await.unwrap(),
+                None,
+                "stored after the live key expired"
+            );
+            assert_eq!(e.get("w").await.unwrap().as_deref(), Some(&b"two"[..]));
         }
     }
 

@@ -34,6 +34,18 @@ pub trait Ephemeral: Send + Sync + std::fmt::Debug {
     /// Gives a live key a new `ttl` (Redis PEXPIRE); false, and nothing stored, when it
     /// is absent or expired. One round trip for "is it there, and keep it".
     async fn touch(&self, key: &str, ttl: Duration) -> EphResult<bool>;
+    /// [`touch`](Self::touch) of `live` and, only when it is there, [`put`](Self::put) of
+    /// `value` under `key`, in one atomic step: something stored only while what it
+    /// depends on lives (a code issued only from a session still in use, extending its
+    /// use). False, and nothing stored, when `live` is absent or expired.
+    async fn touch_and_put(
+        &self,
+        live: &str,
+        live_ttl: Duration,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<bool>;
     /// Atomically reads and deletes (Redis GETDEL): at most one caller gets the value.
     async fn take(&self, key: &str) -> EphResult<Option<Vec<u8>>>;
     /// [`take`](Self::take) that, in the same atomic step and only when `key` was there,

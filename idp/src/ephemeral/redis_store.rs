@@ -36,6 +36,15 @@ end
 return v
 ";
 
+/// PEXPIRE of KEYS[1] and, only when it was there, SET of KEYS[2] with its expiry.
+const TOUCH_AND_PUT: &str = r"
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
 #[derive(Clone)]
 pub struct RedisEphemeral {
     client: redis::Client,
@@ -45,6 +54,7 @@ pub struct RedisEphemeral {
     prefix: String,
     incr_and_get: Script,
     take_and_mark: Script,
+    touch_and_put: Script,
 }
 
 impl std::fmt::Debug for RedisEphemeral {
@@ -81,6 +91,7 @@ impl RedisEphemeral {
             prefix,
             incr_and_get: Script::new(INCR_AND_GET),
             take_and_mark: Script::new(TAKE_AND_MARK),
+            touch_and_put: Script::new(TOUCH_AND_PUT),
         })
     }
 
@@ -154,6 +165,26 @@ impl Ephemeral for RedisEphemeral {
             .arg(self.key(key))
             .arg(ttl_ms(ttl))
             .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn touch_and_put(
+        &self,
+        live: &str,
+        live_ttl: Duration,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<bool> {
+        let mut conn = self.conn().await?;
+        self.touch_and_put
+            .key(self.key(live))
+            .key(self.key(key))
+            .arg(ttl_ms(live_ttl))
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
     }

@@ -96,13 +96,20 @@ pub(super) async fn proceed(
     lang: Lang,
     request: AuthRequest,
 ) -> HttpResponse {
-    let (next, standing) = match arrival(state, req, &request).await {
-        Ok(n) => n,
+    let Arrival {
+        next,
+        standing,
+        unchecked,
+    } = match arrival(state, req, &request).await {
+        Ok(a) => a,
         Err(e) => return page_failure(lang, &e),
     };
     match next {
         Next::Fail(e) => redirect_error(state, &request.target, &e),
-        Next::Finish(auth) => finish(state, lang, &request, &auth, standing).await,
+        Next::Finish(auth) => match unchecked {
+            Some(s) => finish_sso(state, req, lang, request, &auth, standing, &s).await,
+            None => finish(state, lang, &request, &auth, standing).await,
+        },
         Next::Login => start_tx(state, req, lang, request, TxStart::Login).await,
         Next::SecondFactor(p) | Next::Passkey(p) => {
             start_tx(state, req, lang, request, TxStart::SecondFactor(p)).await
@@ -112,16 +119,25 @@ pub(super) async fn proceed(
     }
 }
 
-/// The decision on arrival, with what it needs read from the stores, and the standing of
-/// the session's person read with the session (for the gate before a code is issued).
+/// The decision on arrival, with what carrying it out needs.
+struct Arrival {
+    next: Next,
+    /// The standing of the session's person, read with the session (for the gate before a
+    /// code is issued).
+    standing: Option<Standing>,
+    /// The session a code is to come from, its idle period not checked yet: storing the
+    /// code checks and extends it in the same round trip ([`finish_sso`]).
+    unchecked: Option<SsoSession>,
+}
+
+/// The decision on arrival, with what it needs read from the stores.
 async fn arrival(
     state: &AppState,
     req: &HttpRequest,
     request: &AuthRequest,
-) -> Result<(Next, Option<Standing>), OAuthError> {
+) -> Result<Arrival, OAuthError> {
     let Some(found) = session_at_client(state, req, &request.client_id).await? else {
-        let next = login::on_arrival(request, None, None, Factors::default(), state.now());
-        return Ok((next, None));
+        return Ok(signed_out(state, request));
     };
     let SessionAtClient {
         session,
@@ -146,12 +162,91 @@ async fn arrival(
         factors,
         state.now(),
     );
-    let standing = Standing {
-        subject_id: session.subject_id,
+    let standing = Some(Standing {
+        subject_id: session.subject_id.clone(),
         person: standing,
         client_min_level,
+    });
+    // Without "remember me" a session also ends after idle time (http/login.rs). A code is
+    // stored only while the session's idle period lives; any other decision checks it now.
+    if matches!(next, Next::Finish(_)) {
+        return Ok(Arrival {
+            next,
+            standing,
+            unchecked: Some(session),
+        });
+    }
+    if !super::login::still_active(state, &session).await? {
+        return Ok(signed_out(state, request));
+    }
+    Ok(Arrival {
+        next,
+        standing,
+        unchecked: None,
+    })
+}
+
+/// The decision for a browser without a live session: a sign-in, or `login_required`
+/// for `prompt=none`.
+fn signed_out(state: &AppState, request: &AuthRequest) -> Arrival {
+    Arrival {
+        next: login::on_arrival(request, None, None, Factors::default(), state.now()),
+        standing: None,
+        unchecked: None,
+    }
+}
+
+/// The code from a live SSO session. Without "remember me" it is stored only while the
+/// session's idle period lives, extending it in the same round trip; a session found idle
+/// is ended and the request handled as if there were none. A refusal by the gate is given
+/// only while the session is still active, for the same reason.
+async fn finish_sso(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    request: AuthRequest,
+    auth: &AuthContext,
+    known: Option<Standing>,
+    session: &SsoSession,
+) -> HttpResponse {
+    let Some((idle_key, idle_ttl)) = super::login::idle_period(state, session) else {
+        return finish(state, lang, &request, auth, known).await;
     };
-    Ok((next, Some(standing)))
+    let gated = match level::gate(state, lang, &request, auth, known).await {
+        Ok(r) => r,
+        Err(refusal) => {
+            return match super::login::still_active(state, session).await {
+                Ok(true) => refusal,
+                Ok(false) => without_session(state, req, lang, request).await,
+                Err(e) => page_failure(lang, &e),
+            }
+        }
+    };
+    let ttl = state.cfg.tokens.code_ttl_secs;
+    let live = (idle_key.as_str(), idle_ttl);
+    match code::issue_while(state.eph.as_ref(), live, &gated, auth, ttl).await {
+        Ok(Some(c)) => respond(state, &gated.target, &[("code", c.as_str())]),
+        Ok(None) => match super::login::end_idle(state, session).await {
+            Ok(()) => without_session(state, req, lang, request).await,
+            Err(e) => page_failure(lang, &e),
+        },
+        Err(e) => page_failure(lang, &e),
+    }
+}
+
+/// Carries out the request as if the browser had no session (its session was just found
+/// idle): a sign-in, or `login_required` for `prompt=none`.
+async fn without_session(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    request: AuthRequest,
+) -> HttpResponse {
+    match signed_out(state, &request).next {
+        Next::Fail(e) => redirect_error(state, &request.target, &e),
+        // Without a session the only other decision is a sign-in.
+        _ => start_tx(state, req, lang, request, TxStart::Login).await,
+    }
 }
 
 fn authorize_error(state: &AppState, lang: Lang, e: AuthorizeError) -> HttpResponse {
@@ -194,8 +289,8 @@ pub async fn current_session(
     }
 }
 
-/// The browser's live SSO session with its person's grant and standing for `client_id`,
-/// read in one query (the SSO path: one hop to the database for everything up to the code).
+/// The browser's unexpired SSO session with its person's grant and standing for
+/// `client_id`, read in one query (the SSO path: one hop to the database for everything up to the code).
 async fn session_at_client(
     state: &AppState,
     req: &HttpRequest,
@@ -205,15 +300,11 @@ async fn session_at_client(
         return Ok(None);
     };
     let (now, cid) = (state.now(), client_id.to_string());
-    let found = state
+    // Its idle period (no "remember me") is checked by the caller, [`arrival`].
+    Ok(state
         .store
         .call(move |s| s.find_live_session_at(&hash, now, &cid))
-        .await?;
-    // Without "remember me" a session also ends after idle time (http/login.rs).
-    match found {
-        Some(f) if super::login::still_active(state, &f.session).await? => Ok(Some(f)),
-        _ => Ok(None),
-    }
+        .await?)
 }
 
 /// The stored hash of the browser's session cookie, if it sent one.

@@ -597,16 +597,31 @@ pub(super) async fn touch_idle(state: &AppState, sid: &str) -> Result<(), OAuthE
     Ok(())
 }
 
+/// The key of a session's idle period and the TTL each use gives it; `None` for a
+/// "remember me" session, which has none.
+pub(super) fn idle_period(
+    state: &AppState,
+    s: &SsoSession,
+) -> Option<(String, std::time::Duration)> {
+    (!s.remember).then(|| (idle_key(&s.sid), idle_ttl(state)))
+}
+
 /// Whether a live session may still serve single sign-on: a "remember me" session until it
 /// expires (30 days); any other only while used within `idle_timeout_secs`, each use
 /// extending it. An idle one is ended, with an audit event.
 pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<bool, OAuthError> {
-    if s.remember {
+    let Some((key, ttl)) = idle_period(state, s) else {
+        return Ok(true);
+    };
+    if state.eph.touch(&key, ttl).await? {
         return Ok(true);
     }
-    if state.eph.touch(&idle_key(&s.sid), idle_ttl(state)).await? {
-        return Ok(true);
-    }
+    end_idle(state, s).await?;
+    Ok(false)
+}
+
+/// Ends a session found idle, with an audit event (once, however many requests find it).
+pub(super) async fn end_idle(state: &AppState, s: &SsoSession) -> Result<(), OAuthError> {
     let (sid, sub, now) = (s.sid.clone(), s.subject_id.clone(), state.now());
     let event = AuditEvent {
         at: now,
@@ -625,7 +640,7 @@ pub(super) async fn still_active(state: &AppState, s: &SsoSession) -> Result<boo
             Ok(())
         })
         .await?;
-    Ok(false)
+    Ok(())
 }
 
 /// `at`: the subject at the portal, when the sign-in has read it already.

@@ -1,5 +1,7 @@
 //! Authorization codes: 256-bit random, stored by hash in the ephemeral store, taken once.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::authorize::AuthRequest;
@@ -79,7 +81,7 @@ pub async fn take(
     };
     let spent = serde_json::to_vec(&spent).map_err(OAuthError::server)?;
     // Kept at least as long as the access token lives, and an hour at least.
-    let keep = std::time::Duration::from_secs(access_ttl_secs.max(3600));
+    let keep = Duration::from_secs(access_ttl_secs.max(3600));
     let marker = spent_key(code);
     let raw = eph
         .take_and_mark(&code_key(code), &marker, &spent, keep)
@@ -92,12 +94,39 @@ pub async fn take(
     }))
 }
 
+/// Issues a code for `req`.
 pub async fn issue(
     eph: &dyn Ephemeral,
     req: &AuthRequest,
     auth: &AuthContext,
     ttl_secs: u64,
 ) -> Result<String, OAuthError> {
+    let (code, bytes) = new_code(req, auth)?;
+    eph.put(&code_key(&code), &bytes, Duration::from_secs(ttl_secs))
+        .await?;
+    Ok(code)
+}
+
+/// [`issue`] only while the key `live` lives, giving it `live_ttl` in the same step (a
+/// session's idle period: [`Ephemeral::touch_and_put`]); `None`, and no code, when it has
+/// gone.
+pub async fn issue_while(
+    eph: &dyn Ephemeral,
+    (live, live_ttl): (&str, Duration),
+    req: &AuthRequest,
+    auth: &AuthContext,
+    ttl_secs: u64,
+) -> Result<Option<String>, OAuthError> {
+    let (code, bytes) = new_code(req, auth)?;
+    let ttl = Duration::from_secs(ttl_secs);
+    let stored = eph
+        .touch_and_put(live, live_ttl, &code_key(&code), &bytes, ttl)
+        .await?;
+    Ok(stored.then_some(code))
+}
+
+/// A new code and what it stands for, as stored.
+fn new_code(req: &AuthRequest, auth: &AuthContext) -> Result<(String, Vec<u8>), OAuthError> {
     let code = keys::random_token(32).map_err(OAuthError::server)?;
     let data = CodeData {
         v: 1,
@@ -110,11 +139,5 @@ pub async fn issue(
         claims: req.claims.clone(),
     };
     let bytes = serde_json::to_vec(&data).map_err(OAuthError::server)?;
-    eph.put(
-        &code_key(&code),
-        &bytes,
-        std::time::Duration::from_secs(ttl_secs),
-    )
-    .await?;
-    Ok(code)
+    Ok((code, bytes))
 }
