@@ -1183,6 +1183,31 @@ async fn response_mode_form_post() {
     .await;
 }
 
+/// A login transaction gives one code: the consent form posted again (a double click, a
+/// replayed request) gets the expired page and no second code.
+#[tokio::test]
+async fn a_login_transaction_completes_once() {
+    for_each_backend(|idp| async move {
+        let b = Browser::new(&idp);
+        let a = Authz::new(&idp.client).set("scope", "openid email");
+        let page = b.authorize(&idp, &a).await;
+        let page = b
+            .submit_login(&page, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(page.is_consent_page(), "{}", page.describe());
+        let mut form = page.hidden_inputs();
+        form.retain(|(n, _)| n != "decision");
+        form.push(("decision".into(), "allow".into()));
+        let first = b.post_form("/consent", &form).await;
+        let code = expect_callback(&idp, &first, &a).code().to_string();
+        let again = b.post_form("/consent", &form).await;
+        assert_eq!(again.status, 400, "{}", again.describe());
+        expect_error_page(&again, "a completed transaction");
+        super::browser::exchange(&idp, &idp.client, &a, &code).await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn consent_deny_and_unknown_client() {
     for_each_backend(|idp| async move {

@@ -48,14 +48,15 @@ pub struct LoginTx {
     pub created_at: DateTime<Utc>,
 }
 
-fn key(id: &str) -> String {
-    format!("tx:{id}")
-}
-
 impl LoginTx {
+    /// The ephemeral store's key of transaction `id`.
+    pub fn key(id: &str) -> String {
+        format!("tx:{id}")
+    }
+
     pub async fn save(&self, eph: &dyn Ephemeral, ttl: std::time::Duration) -> EphResult<()> {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
-        eph.put(&key(&self.id), &bytes, ttl).await
+        eph.put(&Self::key(&self.id), &bytes, ttl).await
     }
 
     /// Loads a transaction; a missing, expired or unreadable one is `None`.
@@ -64,7 +65,7 @@ impl LoginTx {
             return Ok(None);
         }
         Ok(eph
-            .get(&key(id))
+            .get(&Self::key(id))
             .await?
             .and_then(|b| serde_json::from_slice::<LoginTx>(&b).ok())
             .filter(|t| t.v == 1))
@@ -73,7 +74,7 @@ impl LoginTx {
     /// Removes the transaction; only the caller that actually removed it gets `Some`.
     pub async fn take(eph: &dyn Ephemeral, id: &str) -> EphResult<Option<LoginTx>> {
         Ok(eph
-            .take(&key(id))
+            .take(&Self::key(id))
             .await?
             .and_then(|b| serde_json::from_slice::<LoginTx>(&b).ok()))
     }

@@ -413,7 +413,11 @@ pub fn redirect_error(state: &AppState, target: &ResponseTarget, e: &OAuthError)
 }
 
 /// Delivers an authorization response by redirect or by form_post.
-fn respond(state: &AppState, target: &ResponseTarget, fields: &[(&str, &str)]) -> HttpResponse {
+pub(super) fn respond(
+    state: &AppState,
+    target: &ResponseTarget,
+    fields: &[(&str, &str)],
+) -> HttpResponse {
     match target.mode {
         ResponseMode::Query => HttpResponse::SeeOther()
             .insert_header((

@@ -125,6 +125,24 @@ pub async fn issue_while(
     Ok(stored.then_some(code))
 }
 
+/// [`issue`] in the same atomic step that takes (removes) the key `ended`, only when it
+/// was there (a login transaction's end: [`Ephemeral::take_and_mark`]); `None`, and no
+/// code, when it was not.
+pub async fn issue_taking(
+    eph: &dyn Ephemeral,
+    ended: &str,
+    req: &AuthRequest,
+    auth: &AuthContext,
+    ttl_secs: u64,
+) -> Result<Option<String>, OAuthError> {
+    let (code, bytes) = new_code(req, auth)?;
+    let ttl = Duration::from_secs(ttl_secs);
+    let taken = eph
+        .take_and_mark(ended, &code_key(&code), &bytes, ttl)
+        .await?;
+    Ok(taken.map(|_| code))
+}
+
 /// A new code and what it stands for, as stored.
 fn new_code(req: &AuthRequest, auth: &AuthContext) -> Result<(String, Vec<u8>), OAuthError> {
     let code = keys::random_token(32).map_err(OAuthError::server)?;
