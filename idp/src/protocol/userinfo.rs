@@ -88,13 +88,15 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Map<String, Value
         .store
         .call(move |s| {
             use crate::store::PersonStore;
+            if !records {
+                // The standing alone: one statement with the subject.
+                return Ok(s
+                    .find_subject_standing(&sub)?
+                    .map(|(subject, person)| (subject, Some(person))));
+            }
             Ok(match s.find_subject(&sub)? {
                 Some(subject) => {
-                    let person = if records {
-                        s.find_person(&subject.id)?
-                    } else {
-                        s.find_person_standing(&subject.id)?
-                    };
+                    let person = s.find_person(&subject.id)?;
                     Some((subject, person))
                 }
                 None => None,

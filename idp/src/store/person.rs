@@ -88,6 +88,9 @@ pub trait PersonStore {
     /// that need no more (the authorization gate, userinfo of profile scopes). `None` for an
     /// unknown subject.
     fn find_person_standing(&self, subject_id: &str) -> StoreResult<Option<Person>>;
+    /// The subject with its person's standing ([`find_person_standing`]
+    /// (Self::find_person_standing)), in one statement; `None` for an unknown subject.
+    fn find_subject_standing(&self, subject_id: &str) -> StoreResult<Option<(Subject, Person)>>;
     /// The subject and person with this ESIA oid.
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>>;
     /// The subject whose SNILS or INN (11 or 12 digits) has this value, by blind index.

@@ -597,6 +597,40 @@ fn session_and_subject_at_client_read_what_the_separate_lookups_read() {
     });
 }
 
+/// Userinfo's one read of the subject and its standing answers what the two separate
+/// lookups do: a default standing before the person has a row, the recorded one after, and
+/// nothing for an unknown subject or a key that cannot be stored.
+#[test]
+fn subject_standing_reads_what_the_separate_lookups_read() {
+    use crate::domain::person::{AccountLevel, AccountStatus};
+    use crate::store::PersonStore;
+    each(|s| {
+        seed(s);
+        let separate = || {
+            let subject = s.find_subject("sub-1").unwrap().unwrap();
+            (subject, s.find_person_standing("sub-1").unwrap().unwrap())
+        };
+        let (subject, person) = s.find_subject_standing("sub-1").unwrap().unwrap();
+        assert_eq!((&subject, &person), (&separate().0, &separate().1));
+        assert_eq!(
+            (person.level, person.status),
+            (AccountLevel::Simplified, AccountStatus::Active)
+        );
+        s.set_level("sub-1", AccountLevel::Standard, None, &event("level"))
+            .unwrap();
+        s.set_status("sub-1", AccountStatus::Blocked, &event("status"))
+            .unwrap();
+        let (subject, person) = s.find_subject_standing("sub-1").unwrap().unwrap();
+        assert_eq!((&subject, &person), (&separate().0, &separate().1));
+        assert_eq!(
+            (person.level, person.status),
+            (AccountLevel::Standard, AccountStatus::Blocked)
+        );
+        assert!(s.find_subject_standing("sub-404").unwrap().is_none());
+        assert!(s.find_subject_standing("sub\0").unwrap().is_none());
+    });
+}
+
 /// The sign-in's one read says what the separate lookups of factors and sign-in state say:
 /// an app only once confirmed, a security key and a passkey each on its own, a password to
 /// change only while so marked, and nothing of another person's.

@@ -123,6 +123,31 @@ impl PersonStore for SqlStore {
         }
     }
 
+    fn find_subject_standing(&self, subject_id: &str) -> StoreResult<Option<(Subject, Person)>> {
+        if subject_id.contains('\0') {
+            return Ok(None);
+        }
+        let vault = self.vault()?;
+        let found: Option<(SubjectRow, Option<StandingRow>)> =
+            on_backend!(&mut *self.conn()?, |c| {
+                subjects::table
+                    .left_join(persons::table.on(persons::subject_id.eq(subjects::id)))
+                    .filter(subjects::id.eq(subject_id))
+                    .select((
+                        SubjectRow::as_select(),
+                        (persons::account_level, persons::status, persons::updated_at).nullable(),
+                    ))
+                    .get_result(c)
+                    .optional()
+            })?;
+        let Some((row, person)) = found else {
+            return Ok(None);
+        };
+        let person = standing(subject_id, person, Some(row.updated_at))?
+            .ok_or_else(|| StoreError::Corrupt(format!("person {subject_id}: standing")))?;
+        Ok(Some((row.open(vault)?, person)))
+    }
+
     fn find_person_by_oid(&self, oid: i64) -> StoreResult<Option<(Subject, Person)>> {
         let vault = self.vault()?;
         let mut conn = self.conn()?;
