@@ -54,6 +54,13 @@ impl Inner {
         Ok(next)
     }
 
+    /// Stores `value` under `key` until `expires_at`, replacing any previous value.
+    fn insert(&mut self, key: &str, value: &[u8], expires_at: DateTime<Utc>, now: DateTime<Utc>) {
+        let value = value.to_vec();
+        self.map.insert(key.to_owned(), Entry { value, expires_at });
+        self.wrote(now);
+    }
+
     /// The live entry under `key`; an expired one is removed and reported absent.
     fn live(&mut self, key: &str, now: DateTime<Utc>) -> Option<&mut Entry> {
         let expired = self.map.get(key).is_some_and(|e| e.expires_at <= now);
@@ -118,14 +125,7 @@ impl Ephemeral for MemoryEphemeral {
         let now = self.clock.now();
         let expires_at = self.expiry(now, ttl);
         let mut inner = self.lock();
-        inner.map.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at,
-            },
-        );
-        inner.wrote(now);
+        inner.insert(key, value, expires_at, now);
         Ok(())
     }
 
@@ -136,14 +136,7 @@ impl Ephemeral for MemoryEphemeral {
         if inner.live(key, now).is_some() {
             return Ok(false);
         }
-        inner.map.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at,
-            },
-        );
-        inner.wrote(now);
+        inner.insert(key, value, expires_at, now);
         Ok(true)
     }
 
@@ -179,14 +172,7 @@ impl Ephemeral for MemoryEphemeral {
             return Ok(false);
         };
         entry.expires_at = live_until;
-        inner.map.insert(
-            key.to_owned(),
-            Entry {
-                value: value.to_vec(),
-                expires_at,
-            },
-        );
-        inner.wrote(now);
+        inner.insert(key, value, expires_at, now);
         Ok(true)
     }
 
@@ -213,14 +199,7 @@ impl Ephemeral for MemoryEphemeral {
         let Some(taken) = inner.map.remove(key).filter(|e| e.expires_at > now) else {
             return Ok(None);
         };
-        inner.map.insert(
-            mark_key.to_owned(),
-            Entry {
-                value: mark.to_vec(),
-                expires_at,
-            },
-        );
-        inner.wrote(now);
+        inner.insert(mark_key, mark, expires_at, now);
         Ok(Some(taken.value))
     }
 

@@ -223,8 +223,8 @@ async fn finish_sso(
         }
     };
     let ttl = state.cfg.tokens.code_ttl_secs;
-    let live = (idle_key.as_str(), idle_ttl);
-    match code::issue_while(state.eph.as_ref(), live, &gated, auth, ttl).await {
+    let tie = code::Tie::WhileLive(&idle_key, idle_ttl);
+    match code::issue_tied(state.eph.as_ref(), tie, &gated, auth, ttl).await {
         Ok(Some(c)) => respond(state, &gated.target, &[("code", c.as_str())]),
         Ok(None) => match super::login::end_idle(state, session).await {
             Ok(()) => without_session(state, req, lang, request).await,

@@ -714,7 +714,8 @@ pub(super) async fn complete(
         }
     };
     let ttl = state.cfg.tokens.code_ttl_secs;
-    match code::issue_taking(eph, &LoginTx::key(&tx.id), &request, auth, ttl).await {
+    let tie = code::Tie::Taking(&LoginTx::key(&tx.id));
+    match code::issue_tied(eph, tie, &request, auth, ttl).await {
         Ok(Some(c)) => respond(state, &request.target, &[("code", c.as_str())]),
         Ok(None) => expired(lang),
         Err(e) => page_failure(lang, &e),

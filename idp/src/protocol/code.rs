@@ -107,40 +107,34 @@ pub async fn issue(
     Ok(code)
 }
 
-/// [`issue`] only while the key `live` lives, giving it `live_ttl` in the same step (a
-/// session's idle period: [`Ephemeral::touch_and_put`]); `None`, and no code, when it has
-/// gone.
-pub async fn issue_while(
-    eph: &dyn Ephemeral,
-    (live, live_ttl): (&str, Duration),
-    req: &AuthRequest,
-    auth: &AuthContext,
-    ttl_secs: u64,
-) -> Result<Option<String>, OAuthError> {
-    let (code, bytes) = new_code(req, auth)?;
-    let ttl = Duration::from_secs(ttl_secs);
-    let stored = eph
-        .touch_and_put(live, live_ttl, &code_key(&code), &bytes, ttl)
-        .await?;
-    Ok(stored.then_some(code))
+/// What a code's storing is tied to, checked in the same atomic step
+/// ([`issue_tied`]).
+pub enum Tie<'a> {
+    /// A key that must be live, given a new TTL (a session's idle period:
+    /// [`Ephemeral::touch_and_put`]).
+    WhileLive(&'a str, Duration),
+    /// A key taken (removed) in the same step, which must have been there (a login
+    /// transaction's end: [`Ephemeral::take_and_mark`]).
+    Taking(&'a str),
 }
 
-/// [`issue`] in the same atomic step that takes (removes) the key `ended`, only when it
-/// was there (a login transaction's end: [`Ephemeral::take_and_mark`]); `None`, and no
-/// code, when it was not.
-pub async fn issue_taking(
+/// [`issue`] tied to another key; `None`, and no code, when that key was not there.
+pub async fn issue_tied(
     eph: &dyn Ephemeral,
-    ended: &str,
+    tie: Tie<'_>,
     req: &AuthRequest,
     auth: &AuthContext,
     ttl_secs: u64,
 ) -> Result<Option<String>, OAuthError> {
     let (code, bytes) = new_code(req, auth)?;
-    let ttl = Duration::from_secs(ttl_secs);
-    let taken = eph
-        .take_and_mark(ended, &code_key(&code), &bytes, ttl)
-        .await?;
-    Ok(taken.map(|_| code))
+    let (key, ttl) = (code_key(&code), Duration::from_secs(ttl_secs));
+    let stored = match tie {
+        Tie::WhileLive(live, live_ttl) => {
+            eph.touch_and_put(live, live_ttl, &key, &bytes, ttl).await?
+        }
+        Tie::Taking(ended) => eph.take_and_mark(ended, &key, &bytes, ttl).await?.is_some(),
+    };
+    Ok(stored.then_some(code))
 }
 
 /// A new code and what it stands for, as stored.
