@@ -403,9 +403,26 @@ async fn remember_me_outlives_the_idle_timeout() {
         );
         // The idle session stays ended.
         assert!(!sso_works(&idp, &plain).await);
-        // Without prompt=none an idle session asks for a sign-in, it gives no code.
+        // Without prompt=none an idle session asks for a sign-in, it gives no code; nor
+        // does it get the page that refuses a signed-in person too low a level for the
+        // portal (the gate's refusal is given only to a session still in use).
+        let level = [
+            "clients",
+            "set-min-level",
+            &idp.client.id,
+            "--level",
+            "standard",
+        ];
+        idp.cli(&level).await;
         let page = unused.authorize(&idp, &Authz::new(&idp.client)).await;
         assert!(page.is_login_page(), "{}", page.describe());
+        let page = remembered.authorize(&idp, &Authz::new(&idp.client)).await;
+        assert_eq!(
+            page.status,
+            403,
+            "a session in use is refused: {}",
+            page.describe()
+        );
         let ended = idp.audit_kinds();
         let ended = ended.iter().filter(|k| *k == "session.idle_timeout");
         assert_eq!(ended.count(), 2, "each idle session is ended once");

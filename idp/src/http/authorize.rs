@@ -290,7 +290,8 @@ pub async fn current_session(
 }
 
 /// The browser's unexpired SSO session with its person's grant and standing for
-/// `client_id`, read in one query (the SSO path: one hop to the database for everything up to the code).
+/// `client_id`, read in one query (the SSO path: one hop to the database for everything up
+/// to the code).
 async fn session_at_client(
     state: &AppState,
     req: &HttpRequest,
