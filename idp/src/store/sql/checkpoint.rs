@@ -12,8 +12,10 @@
 //! about 3 ms, p99 4.6–6.3 ms; checkpoints every 200 ms or every second left larger ones
 //! and a longer tail, 5.9–37 and 11.7–17.5 ms). PASSIVE neither waits for nor blocks
 //! readers and writers (what a reader still needs is left for the next round); once the
-//! whole log has been copied, the next writer starts it again from the beginning, so the
-//! file stays as small as with automatic checkpoints. The thread ends when the last clone
+//! whole log has been copied and no reader still reads from it, the next writer starts it
+//! again from the beginning. Under a steady stream of requests some reader nearly always
+//! does, and the file then grows without bound (a known limit: `docs/design/
+//! core-decisions.md`, "SQLite checkpoints"). The thread ends when the last clone
 //! of the store is dropped. If its connection cannot be opened, the pool keeps SQLite's
 //! automatic checkpoints.
 
