@@ -13,21 +13,52 @@
 //! and a longer tail, 5.9–37 and 11.7–17.5 ms). PASSIVE neither waits for nor blocks
 //! readers and writers (what a reader still needs is left for the next round); once the
 //! whole log has been copied and no reader still reads from it, the next writer starts it
-//! again from the beginning. Under a steady stream of requests some reader nearly always
-//! does, and the file then grows without bound (a known limit: `docs/design/
-//! core-decisions.md`, "SQLite checkpoints"). The thread ends when the last clone
-//! of the store is dropped. If its connection cannot be opened, the pool keeps SQLite's
-//! automatic checkpoints.
+//! again from the beginning. The thread ends when the last clone of the store is dropped.
+//! If its connection cannot be opened, the pool keeps SQLite's automatic checkpoints.
+//!
+//! Under a steady stream of requests some reader is nearly always reading from the log, so
+//! PASSIVE alone never let it start again and the `-wal` file grew without bound (3.5 GB
+//! after 30 s of SSO sign-ins) although every round copied all of it. So a round that finds
+//! more than [`RESTART_AFTER_FRAMES`] pages in the log also checkpoints in RESTART mode: it
+//! waits (at most [`RESTART_WAIT_MS`]) for the readers of the log to finish their
+//! statement, holding new writes back meanwhile, after which the next writer starts the
+//! log again. That wait is the price: refresh at half the maximum rate on SQLite, p99
+//! ≈4 ms with the unbounded log, ≈11 ms with this bound (`docs/performance.md`). The
+//! pooled connections' `journal_size_limit` cuts the file back to [`JOURNAL_SIZE_LIMIT`]
+//! when a burst left it larger.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, SqliteConnection};
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
 
 /// How often the log is copied back: small, frequent checkpoints disturb the writer least
 /// (an idle round is one cheap statement).
 const EVERY: Duration = Duration::from_millis(50);
+
+/// Pages in the log past which a round waits for its readers so that the log starts again
+/// (16 MiB of 4 KiB pages; at the highest write rates about five times a second).
+const RESTART_AFTER_FRAMES: i32 = 4096;
+
+/// How long a RESTART waits for the log's readers (SQLite's busy timeout) before it gives
+/// up until the next round; new writes wait for it meanwhile.
+const RESTART_WAIT_MS: u32 = 100;
+
+/// Bytes the `-wal` file is cut back to when a writer starts it again
+/// (`PRAGMA journal_size_limit` of the pooled connections).
+pub(super) const JOURNAL_SIZE_LIMIT: u64 = 64 << 20;
+
+/// The answer of `PRAGMA wal_checkpoint`.
+#[derive(diesel::QueryableByName)]
+struct Checkpointed {
+    /// 1 when a RESTART could not finish within its wait.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+    /// Pages in the log.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    log: i32,
+}
 
 /// Keeps the checkpoint thread running while any clone of the store holds it.
 pub(super) type Running = mpsc::Sender<()>;
@@ -46,7 +77,7 @@ pub(super) fn start(path: &str) -> Option<Running> {
 
 fn spawn(path: &str) -> Result<Running, Box<dyn std::error::Error>> {
     let mut conn = SqliteConnection::establish(path)?;
-    conn.batch_execute("PRAGMA busy_timeout = 5000;")?;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS};"))?;
     let (running, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -54,10 +85,28 @@ fn spawn(path: &str) -> Result<Running, Box<dyn std::error::Error>> {
             // Nothing is ever sent: the wait ends by timing out, or when every sender
             // (every clone of the store) is gone.
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
-                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                if let Err(e) = round(&mut conn) {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retried next round");
                 }
             }
         })?;
     Ok(running)
+}
+
+/// One round: a PASSIVE checkpoint and, when the log is long, a RESTART one.
+fn round(conn: &mut SqliteConnection) -> diesel::QueryResult<()> {
+    if checkpoint(conn, "PASSIVE")?.log > RESTART_AFTER_FRAMES {
+        let restart = checkpoint(conn, "RESTART")?;
+        if restart.busy != 0 {
+            tracing::debug!(
+                pages = restart.log,
+                "the WAL's readers stayed; restart next round"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn checkpoint(conn: &mut SqliteConnection, mode: &str) -> diesel::QueryResult<Checkpointed> {
+    diesel::sql_query(format!("PRAGMA wal_checkpoint({mode})")).get_result(conn)
 }

@@ -166,8 +166,11 @@ impl CustomizeConnection<DbConnection, ConnectionError> for SqlitePragmas {
                 c.batch_execute(SQLITE_PRAGMAS)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 if self.background_checkpoints {
-                    c.batch_execute("PRAGMA wal_autocheckpoint = 0;")
-                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                    let limit = checkpoint::JOURNAL_SIZE_LIMIT;
+                    c.batch_execute(&format!(
+                        "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {limit};"
+                    ))
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 }
                 Ok(())
             }
