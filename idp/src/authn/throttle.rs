@@ -59,6 +59,11 @@ fn lock_key(account: &str) -> String {
     format!("lockout:lock:{account}")
 }
 
+/// The counter of an address's attempts in its window.
+fn ip_key(ip: &str) -> String {
+    format!("lockout:ip:{ip}")
+}
+
 /// Which limit a ceremony start ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CeremonyLimit {
@@ -107,14 +112,12 @@ impl Throttle<'_> {
 
     /// Counts one attempt from `ip`; false once the IP has used up its window.
     pub async fn ip_attempt(&self, ip: &str) -> EphResult<bool> {
-        let n = self
-            .eph
-            .incr(
-                &format!("lockout:ip:{ip}"),
-                Duration::from_secs(self.cfg.ip_window_secs),
-            )
-            .await?;
+        let n = self.eph.incr(&ip_key(ip), self.ip_window()).await?;
         Ok(n <= self.cfg.ip_max_attempts)
+    }
+
+    fn ip_window(&self) -> Duration {
+        Duration::from_secs(self.cfg.ip_window_secs)
     }
 
     /// Counts a password attempt from `ip` ([`ip_attempt`](Self::ip_attempt)) and reads
@@ -124,8 +127,8 @@ impl Throttle<'_> {
         let (n, found) = self
             .eph
             .incr_and_get(
-                &format!("lockout:ip:{ip}"),
-                Duration::from_secs(self.cfg.ip_window_secs),
+                &ip_key(ip),
+                self.ip_window(),
                 &[&lock_key(account), &fail_key(account)],
             )
             .await?;

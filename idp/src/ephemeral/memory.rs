@@ -40,14 +40,8 @@ impl Inner {
                 next
             }
             None => {
-                self.map.insert(
-                    key.to_owned(),
-                    Entry {
-                        value: b"1".to_vec(),
-                        expires_at,
-                    },
-                );
-                1
+                self.insert(key, b"1", expires_at, now);
+                return Ok(1);
             }
         };
         self.wrote(now);
@@ -210,10 +204,7 @@ impl Ephemeral for MemoryEphemeral {
 
     /// Like Redis INCR: the value is a decimal counter; the TTL is set when it is created.
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
-        let now = self.clock.now();
-        let expires_at = self.expiry(now, ttl);
-        let mut inner = self.lock();
-        inner.incr(key, now, expires_at)
+        Ok(self.incr_and_get(key, ttl, &[]).await?.0)
     }
 
     async fn incr_and_get(
