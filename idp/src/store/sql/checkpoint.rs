@@ -20,10 +20,11 @@
 //! PASSIVE alone never let it start again and the `-wal` file grew without bound (3.5 GB
 //! after 30 s of SSO sign-ins) although every round copied all of it. So a round that finds
 //! more than [`RESTART_AFTER_FRAMES`] pages in the log also checkpoints in RESTART mode: it
-//! waits (at most [`RESTART_WAIT_MS`]) for the readers of the log to finish their
+//! waits (at most [`RESTART_WAIT`]) for the readers of the log to finish their
 //! statement, holding new writes back meanwhile, after which the next writer starts the
 //! log again. That wait is the price: refresh at half the maximum rate on SQLite, p99
-//! ≈4 ms with the unbounded log, 11–13 ms with this bound (`docs/performance.md`). The
+//! ≈4 ms with the unbounded log, 7–8 ms with this bound (10–13 ms while writers waited
+//! with SQLite's own busy handler: `busy.rs`, `docs/performance.md`). The
 //! pooled connections' `journal_size_limit` cuts the file back to [`JOURNAL_SIZE_LIMIT`]
 //! when a burst left it larger.
 
@@ -41,9 +42,9 @@ const EVERY: Duration = Duration::from_millis(50);
 /// (16 MiB of 4 KiB pages; at the highest write rates about five times a second).
 const RESTART_AFTER_FRAMES: i32 = 4096;
 
-/// How long a RESTART waits for the log's readers (SQLite's busy timeout) before it gives
-/// up until the next round; new writes wait for it meanwhile.
-const RESTART_WAIT_MS: u32 = 100;
+/// How long a RESTART waits for the log's readers (`busy.rs`) before it gives up until the
+/// next round; new writes wait for it meanwhile.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
 
 /// Bytes the `-wal` file is cut back to when a writer starts it again
 /// (`PRAGMA journal_size_limit` of the pooled connections).
@@ -65,8 +66,10 @@ pub(super) type Running = mpsc::Sender<()>;
 
 /// Starts the checkpoint thread for the database file at `path`; `None` (and a warning)
 /// when it cannot, in which case writers must keep checkpointing.
-pub(super) fn start(path: &str) -> Option<Running> {
-    match spawn(path) {
+/// `busy_handler`: the store's busy handler is installed (`busy.rs`); without it the
+/// connection waits by `busy_timeout`.
+pub(super) fn start(path: &str, busy_handler: bool) -> Option<Running> {
+    match spawn(path, busy_handler) {
         Ok(running) => Some(running),
         Err(e) => {
             tracing::warn!(error = %e, "no background WAL checkpoints; commits will checkpoint");
@@ -75,13 +78,17 @@ pub(super) fn start(path: &str) -> Option<Running> {
     }
 }
 
-fn spawn(path: &str) -> Result<Running, Box<dyn std::error::Error>> {
+fn spawn(path: &str, busy_handler: bool) -> Result<Running, Box<dyn std::error::Error>> {
     let mut conn = SqliteConnection::establish(path)?;
-    conn.batch_execute(&format!("PRAGMA busy_timeout = {RESTART_WAIT_MS};"))?;
+    if !busy_handler {
+        let ms = RESTART_WAIT.as_millis();
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {ms};"))?;
+    }
     let (running, stopped) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
+            super::busy::limit_waits(RESTART_WAIT);
             // Nothing is ever sent: the wait ends by timing out, or when every sender
             // (every clone of the store) is gone.
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {

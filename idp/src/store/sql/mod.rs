@@ -28,6 +28,7 @@ macro_rules! on_backend {
     };
 }
 
+mod busy;
 mod checkpoint;
 #[cfg(test)]
 mod credential_tests;
@@ -73,10 +74,15 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/s
 /// Serialises concurrent `migrate` calls of several nodes on one Postgres database.
 const PG_MIGRATION_LOCK: i64 = 0x7072_6f70_7573_6b00; // "propusk\0"
 
-/// SQLite settings applied to every pooled connection. `busy_timeout` comes first so that
-/// switching to WAL waits for other connections instead of failing.
+/// SQLite settings applied to every pooled connection. No `busy_timeout`: it would replace
+/// the busy handler every connection gets when it opens (`busy.rs`), which also makes
+/// switching to WAL wait for other connections instead of failing.
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+    "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+/// What a pooled SQLite connection waits with when the busy handler could not be
+/// installed; it comes first so that switching to WAL waits too.
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000;";
 
 /// A connection to either database; every query is written once against this type.
 #[derive(diesel::MultiConnection)]
@@ -157,12 +163,18 @@ impl ManageConnection for DbManager {
 #[derive(Debug, Clone, Copy)]
 pub struct SqlitePragmas {
     background_checkpoints: bool,
+    /// The store's busy handler is installed (`busy.rs`).
+    busy_handler: bool,
 }
 
 impl CustomizeConnection<DbConnection, ConnectionError> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
         match conn {
             DbConnection::Sqlite(c) => {
+                if !self.busy_handler {
+                    c.batch_execute(SQLITE_BUSY_TIMEOUT)
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                }
                 c.batch_execute(SQLITE_PRAGMAS)
                     .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 if self.background_checkpoints {
@@ -247,8 +259,9 @@ impl SqlStore {
         } else {
             pool_size
         };
-        let mut checkpoints = None;
+        let (mut checkpoints, mut busy_handler) = (None, false);
         if kind == DbKind::Sqlite {
+            busy_handler = busy::install();
             if target == ":memory:" {
                 // Every connection would see its own empty database.
                 size = 1;
@@ -260,7 +273,7 @@ impl SqlStore {
                         })?;
                     }
                 }
-                checkpoints = checkpoint::start(&target);
+                checkpoints = checkpoint::start(&target, busy_handler);
             }
         }
         let pool = r2d2::Pool::builder()
@@ -271,6 +284,7 @@ impl SqlStore {
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SqlitePragmas {
                 background_checkpoints: checkpoints.is_some(),
+                busy_handler,
             }))
             .build(DbManager {
                 kind,
@@ -383,7 +397,7 @@ impl SqlStore {
     /// Runs `f` in one database transaction: committed if it returns Ok, rolled back otherwise.
     ///
     /// On SQLite a transaction starts deferred; begin with a write (as the stores here do) so
-    /// the write lock is taken up front and waits on `busy_timeout` instead of failing on upgrade.
+    /// the write lock is taken up front and waits (`busy.rs`) instead of failing on upgrade.
     pub fn transaction<R>(
         &self,
         f: impl FnOnce(&mut DbConnection) -> Result<R, StoreError>,

@@ -884,6 +884,67 @@ fn sqlite_wal_stays_bounded_under_steady_readers() {
     );
 }
 
+/// SQLite: a connection that finds the write lock taken waits with the store's own busy
+/// handler (`busy.rs`), not `busy_timeout`'s, whose first pauses of 1, 2 and 5 ms were
+/// the embedded mode's tail: it gets the lock once the holder lets go, and gives up at
+/// its thread's limit.
+#[test]
+fn sqlite_writers_wait_with_the_stores_busy_handler() {
+    #[derive(diesel::QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        timeout: i32,
+    }
+    let db = sqlite_db();
+    let store = db.store.clone().unwrap();
+    let hold = |store: SqlStore, ms: u64| {
+        let (held, release) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut pooled = store.conn().unwrap();
+            let super::DbConnection::Sqlite(c) = &mut *pooled else {
+                panic!("a SQLite store hands out SQLite connections");
+            };
+            diesel::sql_query("BEGIN IMMEDIATE").execute(c).unwrap();
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            diesel::sql_query("COMMIT").execute(c).unwrap();
+        });
+        release.recv().unwrap();
+        holder
+    };
+    let mut pooled = store.conn().unwrap();
+    let super::DbConnection::Sqlite(c) = &mut *pooled else {
+        panic!("a SQLite store hands out SQLite connections");
+    };
+    // `busy_timeout` would have replaced the handler (and reads back non-zero).
+    let pragma: Timeout = diesel::sql_query("PRAGMA busy_timeout")
+        .get_result(c)
+        .unwrap();
+    assert_eq!(pragma.timeout, 0, "no busy_timeout on a pooled connection");
+
+    // Held for 50 ms: the second writer waits and then gets the lock.
+    let holder = hold(store.clone(), 50);
+    diesel::sql_query("BEGIN IMMEDIATE").execute(c).unwrap();
+    diesel::sql_query("COMMIT").execute(c).unwrap();
+    holder.join().unwrap();
+
+    // Held for longer than this thread's limit: the writer gives up with SQLITE_BUSY.
+    super::busy::limit_waits(std::time::Duration::from_millis(20));
+    let holder = hold(store.clone(), 2_000);
+    let started = std::time::Instant::now();
+    let refused = diesel::sql_query("BEGIN IMMEDIATE").execute(c);
+    let waited = started.elapsed();
+    super::busy::limit_waits(super::busy::DEFAULT_LIMIT);
+    holder.join().unwrap();
+    let err = refused.expect_err("the lock stayed taken past the limit");
+    assert!(err.to_string().contains("locked"), "{err}");
+    assert!(
+        waited >= std::time::Duration::from_millis(20)
+            && waited < std::time::Duration::from_millis(1_500),
+        "gave up after {waited:?}"
+    );
+}
+
 /// SQLite: commits never checkpoint the WAL themselves (that stalled every write queued
 /// behind the one that did); the store's checkpoint thread copies the log into the
 /// database file within a few rounds (`checkpoint.rs`).
