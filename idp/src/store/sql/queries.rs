@@ -545,14 +545,30 @@ impl RefreshTokenStore for SqlStore {
 }
 
 impl SqlStore {
-    /// One rotation in a transaction of its own.
-    /// [`RefreshTokenStore::issue_refresh`] in a statement of its own.
+    /// [`RefreshTokenStore::issue_refresh`] on its own: stored only while its subject and
+    /// client exist. Postgres keeps no foreign keys on `refresh_tokens`, so they are read
+    /// first there (a client removed in between leaves a token no one can use: the client
+    /// cannot authenticate, and a rotation checks the subject and the grant); on SQLite the
+    /// foreign keys refuse the row.
     pub(super) fn issue_single(&self, t: &RefreshToken) -> StoreResult<bool> {
+        use diesel::dsl::{exists, select};
         use diesel::result::{DatabaseErrorKind, Error};
         let row = NewRefreshToken::try_from(t)?;
+        let mut conn = self.conn()?;
+        let db: &mut DbConnection = &mut conn;
+        if let DbConnection::Pg(pg) = db {
+            let live: bool = select(
+                exists(subjects::table.find(row.subject_id))
+                    .and(exists(clients::table.find(row.client_id))),
+            )
+            .get_result(pg)?;
+            if !live {
+                return Ok(false);
+            }
+        }
         match diesel::insert_into(refresh_tokens::table)
             .values(&row)
-            .execute(&mut *self.conn()?)
+            .execute(db)
         {
             Ok(_) => Ok(true),
             Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => Ok(false),
@@ -560,6 +576,7 @@ impl SqlStore {
         }
     }
 
+    /// One rotation in a transaction of its own.
     pub(super) fn rotate_single(
         &self,
         token_hash: &str,

@@ -75,8 +75,9 @@ fn issue_refresh_stores_only_for_a_live_subject_and_client() {
 }
 
 /// New tokens (code exchanges) share the batch and its INSERT with rotations; a new token
-/// whose subject is gone fails the whole batch, after which every write goes alone and
-/// gets its own answer.
+/// whose subject or client is gone is not stored and gets `false` (on Postgres from the
+/// batch statement, which stores only new rows whose subject and client exist; on SQLite
+/// the foreign keys fail the batch, after which every write goes alone).
 #[test]
 fn a_batch_stores_new_tokens_with_the_rotations() {
     each(|s| {
@@ -112,9 +113,51 @@ fn a_batch_stores_new_tokens_with_the_rotations() {
         assert!(matches!(issued[..], [Ok(false), Ok(true)]));
         assert_eq!(s.find_refresh("gone").unwrap(), None);
         for stored in ["h3", "n4"] {
-            assert!(unused(s, stored), "{stored} stored alone");
+            assert!(unused(s, stored), "{stored} stored");
         }
-        assert!(!unused(s, "h2"), "rotated once, alone");
+        assert!(!unused(s, "h2"), "rotated once");
+
+        let (_, issued) = s.write_as_batch(
+            vec![],
+            &[
+                refresh("n5", "fam-n5", "rp", "sub-1"),
+                refresh("no-client", "fam-nc", "rp-gone", "sub-1"),
+            ],
+        );
+        assert!(matches!(issued[..], [Ok(true), Ok(false)]));
+        assert_eq!(s.find_refresh("no-client").unwrap(), None);
+    });
+}
+
+/// Postgres keeps no foreign keys on the tokens, so a token can outlive its client (one
+/// stored while the client was being removed); no rotation spends it, since a rotation
+/// checks the subject and the grant, which the removal took with it.
+#[test]
+fn a_token_outliving_its_client_is_not_rotated() {
+    each(|s| {
+        seed(s);
+        assert!(s.remove_client("rp").unwrap());
+        assert_eq!(
+            s.find_refresh("h1").unwrap(),
+            None,
+            "removed with its client"
+        );
+        if s.kind() != super::DbKind::Postgres {
+            // SQLite's foreign keys refuse the late row.
+            assert!(s
+                .insert_refresh(&refresh("late", "fam-late", "rp", "sub-1"))
+                .is_err());
+            return;
+        }
+        s.insert_refresh(&refresh("late", "fam-late", "rp", "sub-1"))
+            .unwrap();
+        let now = t0() + Duration::hours(1);
+        assert_eq!(
+            s.rotate_refresh("late", "rp", now, next("late-2")).unwrap(),
+            Rotation::Withdrawn
+        );
+        assert!(unused(s, "late"));
+        assert_eq!(s.find_refresh("late-2").unwrap(), None);
     });
 }
 

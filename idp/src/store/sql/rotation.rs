@@ -34,9 +34,13 @@
 //!   its own.
 //!
 //! The first token of a family, issued at the code exchange, is the same kind of durable
-//! write and joins the same batches: its row goes into the batch's INSERT. A new token
-//! whose subject or client is gone breaks the INSERT's foreign keys, so the batch fails as
-//! a whole and everyone in it goes alone, where that token is refused on its own.
+//! write and joins the same batches: its row goes into the batch's INSERT. On Postgres the
+//! statement stores a new row only where its subject and client exist and returns the rows
+//! it stored, so a token whose subject or client is gone gets `false` from the batch (the
+//! table has no foreign keys there: checking them on every insert cost about a tenth of a
+//! refresh, `docs/design/core-decisions.md`). On SQLite such a row breaks the INSERT's
+//! foreign keys, so the batch fails as a whole and everyone in it goes alone, where that
+//! token is refused on its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -103,8 +107,8 @@ enum Work {
 enum Answer {
     /// Boxed: a rotation is large beside the other answer.
     Rotation(Box<Rotation>),
-    /// The token was stored (a batch stores all its new tokens or fails).
-    Issued,
+    /// A family's first token: stored, or not because its subject or client is gone.
+    Issued(bool),
 }
 
 enum Reply {
@@ -130,14 +134,14 @@ fn dropped() -> StoreError {
 fn rotated(answer: StoreResult<Answer>) -> StoreResult<Rotation> {
     match answer? {
         Answer::Rotation(r) => Ok(*r),
-        Answer::Issued => Err(mismatched()),
+        Answer::Issued(_) => Err(mismatched()),
     }
 }
 
 /// A batch's answer to a first token.
 fn issued(answer: StoreResult<Answer>) -> StoreResult<bool> {
     match answer? {
-        Answer::Issued => Ok(true),
+        Answer::Issued(stored) => Ok(stored),
         Answer::Rotation(_) => Err(mismatched()),
     }
 }
@@ -414,6 +418,7 @@ fn write_batch_pg(
     let mut requested_by = Vec::new();
     let mut requested: HashSet<&str> = HashSet::new();
     let mut new = Vec::new();
+    let mut issued_by: HashMap<&str, usize> = HashMap::new();
     let mut at = None;
     for (i, job) in batch.iter().enumerate() {
         match &job.work {
@@ -432,7 +437,9 @@ fn write_batch_pg(
             }
             Work::Issue(token) => {
                 new.push(NewRefreshToken::try_from(token)?);
-                answers.push(Some(Answer::Issued));
+                issued_by.insert(token.token_hash.as_str(), i);
+                // Stored if the statement returns it.
+                answers.push(Some(Answer::Issued(false)));
             }
         }
     }
@@ -445,6 +452,13 @@ fn write_batch_pg(
     }
     .get_results(pg)?;
     for (row, n) in spent {
+        if n == 0 {
+            let job = issued_by
+                .get(row.token_hash.as_str())
+                .ok_or_else(mismatched)?;
+            answers[*job] = Some(Answer::Issued(true));
+            continue;
+        }
         let job = usize::try_from(n - 1)
             .ok()
             .and_then(|n| requested_by.get(n))
@@ -474,7 +488,8 @@ fn write_batch_sqlite(db: &mut DbConnection, batch: &[Job]) -> StoreResult<Vec<O
             ),
             Work::Issue(token) => {
                 issued.push(token);
-                answers.push(Some(Answer::Issued));
+                // A gone subject or client fails the INSERT's foreign keys, and the batch.
+                answers.push(Some(Answer::Issued(true)));
             }
         }
     }
@@ -694,12 +709,14 @@ mod tests {
             assert!(second.blocking_recv().is_err());
             let (third, writer) = s.enqueue(work());
             assert!(writer.is_some(), "the lane is free again");
-            // Its job is answered (the client is unknown: the batch fails, it goes alone).
+            // Its job is answered: the client is unknown, so the token is not stored (by the
+            // batch on Postgres; on SQLite the batch fails and it goes alone).
             writer.unwrap().run();
-            match third.blocking_recv().unwrap() {
-                Reply::Alone(work) => assert!(!s.issue_alone(&work).unwrap()),
-                Reply::Done(_) => panic!("a token of an unknown client cannot be stored"),
-            }
+            let stored = match third.blocking_recv().unwrap() {
+                Reply::Alone(work) => s.issue_alone(&work).unwrap(),
+                Reply::Done(answer) => issued(answer).unwrap(),
+            };
+            assert!(!stored, "a token of an unknown client cannot be stored");
         });
     }
 }

@@ -114,7 +114,8 @@ impl<'a> NewRows<'a> {
 /// The whole batch: spend `requests` at `at` (each only if presented by its own client,
 /// unused, unrevoked, unexpired, holding the scopes asked for, and while its subject and its
 /// subject's consent to the client are there), store each spent token's successor and the
-/// `new` rows. Returns the spent rows (after the spend), each with its request's position.
+/// `new` rows whose subject and client exist. Returns the spent rows (after the spend), each
+/// with its request's position, and the `new` rows stored, with position 0.
 pub(super) struct SpendAndStore<'a> {
     pub(super) requests: SpendRequests<'a>,
     pub(super) at: NaiveDateTime,
@@ -196,7 +197,7 @@ impl QueryFragment<Pg> for SpendAndStore<'_> {
         out.push_bind_param::<Array<Timestamp>, _>(&r.next_created)?;
         out.push_sql(")[n], (");
         out.push_bind_param::<Array<Timestamp>, _>(&r.next_expires)?;
-        out.push_sql(")[n], NULL, NULL FROM spent UNION ALL SELECT * FROM UNNEST(");
+        out.push_sql(")[n], NULL, NULL FROM spent UNION ALL SELECT u.* FROM UNNEST(");
         let n = &self.new;
         bind_list::<Array<Text>, _>(&mut out, true, &n.token_hash)?;
         bind_list::<Array<Text>, _>(&mut out, false, &n.family_id)?;
@@ -212,9 +213,19 @@ impl QueryFragment<Pg> for SpendAndStore<'_> {
         bind_list::<Array<Nullable<Timestamp>>, _>(&mut out, false, &n.used_at)?;
         bind_list::<Array<Nullable<Timestamp>>, _>(&mut out, false, &n.revoked_at)?;
         out.push_sql(
-            ")) SELECT token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, \
-             acr, amr, created_at, expires_at, used_at, revoked_at, n FROM spent",
+            ") AS u (token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, acr, \
+             amr, created_at, expires_at, used_at, revoked_at) \
+             WHERE EXISTS (SELECT 1 FROM subjects WHERE subjects.id = u.subject_id) \
+             AND EXISTS (SELECT 1 FROM clients WHERE clients.id = u.client_id) \
+             RETURNING refresh_tokens.*) \
+             SELECT token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, \
+             acr, amr, created_at, expires_at, used_at, revoked_at, n FROM spent \
+             UNION ALL SELECT token_hash, family_id, client_id, subject_id, scopes, sid, \
+             auth_time, acr, amr, created_at, expires_at, used_at, revoked_at, 0 FROM stored \
+             WHERE stored.token_hash = ANY(",
         );
+        out.push_bind_param::<Array<Text>, _>(&n.token_hash)?;
+        out.push_sql(")");
         Ok(())
     }
 }
