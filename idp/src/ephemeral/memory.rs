@@ -18,6 +18,10 @@ use crate::clock::Clock;
 /// codes held, several sweeps of ~300 000 entries a second.)
 const SWEEP_EVERY: u64 = 256;
 
+/// ... and at least this often while there are writes, so that what expired after a burst
+/// is given back within a minute rather than after a quarter of the burst's writes again.
+const SWEEP_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
 /// One value: 32 bytes beside its key (a `Vec` and a `String` key took 64 with it).
 #[derive(Debug)]
 struct Entry {
@@ -32,6 +36,8 @@ struct Inner {
     writes: u64,
     /// Sweeps so far; for tests.
     sweeps: u64,
+    /// When the last sweep ran.
+    swept_at: Option<DateTime<Utc>>,
 }
 
 impl Inner {
@@ -74,7 +80,10 @@ impl Inner {
 
     fn wrote(&mut self, now: DateTime<Utc>) {
         self.writes += 1;
-        if self.writes >= SWEEP_EVERY.max(self.map.len() as u64 / 4) {
+        let paid = self.writes >= SWEEP_EVERY.max(self.map.len() as u64 / 4);
+        let stale =
+            self.writes >= SWEEP_EVERY && self.swept_at.is_none_or(|at| now - at >= SWEEP_AFTER);
+        if paid || stale {
             self.sweep(now);
         }
     }
@@ -83,6 +92,7 @@ impl Inner {
         self.map.retain(|_, e| e.expires_at > now);
         self.writes = 0;
         self.sweeps += 1;
+        self.swept_at = Some(now);
     }
 }
 
@@ -664,6 +674,23 @@ mod tests {
         }
         assert_eq!(m.sweeps(), swept + 1);
         assert_eq!(m.len(), 53_400, "nothing live was swept");
+    }
+
+    /// After a burst, what expired is given back once a minute has passed and some writes
+    /// come, not only after a quarter of the burst's writes again.
+    #[tokio::test]
+    async fn memory_a_bursts_expired_entries_go_within_a_minute() {
+        let c = clock();
+        let m = MemoryEphemeral::new(Arc::new(c.clone()));
+        for i in 0..40_000 {
+            m.put(&format!("burst-{i}"), b"v", MINUTE).await.unwrap();
+        }
+        m.sweep();
+        c.advance(chrono::Duration::seconds(61));
+        for i in 0..super::SWEEP_EVERY {
+            m.put(&format!("later-{i}"), b"v", MINUTE).await.unwrap();
+        }
+        assert_eq!(m.len(), super::SWEEP_EVERY as usize, "the burst was swept");
     }
 
     #[tokio::test]
