@@ -12,8 +12,8 @@
 //! [`DEFAULT_LIMIT`] unless the thread set another one ([`limit_waits`]). The pooled
 //! connections must therefore not set `busy_timeout`, which would put the default back.
 //! Measured on the refresh scenario at half its maximum rate, SQLite, the log bounded by
-//! RESTART checkpoints: p99 10.3–11.1 ms with SQLite's handler on the pooled connections,
-//! 6.8–7.8 ms with this one (`docs/performance.md`, sixteenth session).
+//! RESTART checkpoints: p99 10.2–11.2 ms with SQLite's handler on the pooled connections,
+//! 6.8–8.9 ms with this one (`docs/performance.md`, sixteenth session).
 //!
 //! The only `unsafe` of the workspace (which denies it elsewhere): diesel does not expose a
 //! connection's handle, and SQLite's C API is how a handler is set. The two calls keep no
@@ -83,15 +83,19 @@ unsafe extern "C" fn on_open(
 /// again, 0 to give up.
 unsafe extern "C" fn wait(_arg: *mut c_void, tries: c_int) -> c_int {
     let now = Instant::now();
-    let since = SINCE.with(|s| match s.get() {
-        Some(since) if tries > 0 => since,
-        _ => {
-            s.set(Some(now));
-            now
-        }
-    });
-    let waited = now - since;
-    match pause(waited, LIMIT.with(Cell::get)) {
+    // `try_with`: nothing here may panic across the C boundary, not even on a thread whose
+    // thread-locals are being torn down (then the wait is the default one).
+    let since = SINCE
+        .try_with(|s| match s.get() {
+            Some(since) if tries > 0 => since,
+            _ => {
+                s.set(Some(now));
+                now
+            }
+        })
+        .unwrap_or(now);
+    let limit = LIMIT.try_with(Cell::get).unwrap_or(DEFAULT_LIMIT);
+    match pause(now - since, limit) {
         Some(pause) => {
             std::thread::sleep(pause);
             1

@@ -23,7 +23,7 @@
 //! waits (at most [`RESTART_WAIT`]) for the readers of the log to finish their
 //! statement, holding new writes back meanwhile, after which the next writer starts the
 //! log again. That wait is the price: refresh at half the maximum rate on SQLite, p99
-//! ≈4 ms with the unbounded log, 7–8 ms with this bound (10–13 ms while writers waited
+//! ≈4 ms with the unbounded log, 7–9 ms with this bound (10–13 ms while writers waited
 //! with SQLite's own busy handler: `busy.rs`, `docs/performance.md`). The
 //! pooled connections' `journal_size_limit` cuts the file back to [`JOURNAL_SIZE_LIMIT`]
 //! when a burst left it larger.
