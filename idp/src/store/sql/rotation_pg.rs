@@ -27,6 +27,10 @@ use super::models::{to_json, NewRefreshToken};
 use super::schema::refresh_tokens;
 use crate::store::{StoreResult, Successor, SuccessorScopes};
 
+/// `refresh_tokens`' columns in the order of its rows (`RefreshTokenRow`).
+const COLUMNS: &str = "token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, \
+     acr, amr, created_at, expires_at, used_at, revoked_at";
+
 /// The tokens to spend, column by column, in the order of their requests; no hash twice.
 #[derive(Default)]
 pub(super) struct SpendRequests<'a> {
@@ -184,12 +188,9 @@ impl QueryFragment<Pg> for SpendAndStore<'_> {
         super::rotation::StillGranted.walk_ast(out.reborrow())?;
         out.push_sql(" RETURNING refresh_tokens.*, ");
         position(&mut out)?;
-        out.push_sql(
-            " AS n), \
-             stored AS (INSERT INTO refresh_tokens (token_hash, family_id, client_id, \
-             subject_id, scopes, sid, auth_time, acr, amr, created_at, expires_at, used_at, \
-             revoked_at) SELECT (",
-        );
+        out.push_sql(" AS n), stored AS (INSERT INTO refresh_tokens (");
+        out.push_sql(COLUMNS);
+        out.push_sql(") SELECT (");
         out.push_bind_param::<Array<Text>, _>(&r.next_hash)?;
         out.push_sql(")[n], family_id, client_id, subject_id, COALESCE((");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&r.narrowed)?;
@@ -212,18 +213,17 @@ impl QueryFragment<Pg> for SpendAndStore<'_> {
         bind_list::<Array<Timestamp>, _>(&mut out, false, &n.expires_at)?;
         bind_list::<Array<Nullable<Timestamp>>, _>(&mut out, false, &n.used_at)?;
         bind_list::<Array<Nullable<Timestamp>>, _>(&mut out, false, &n.revoked_at)?;
+        out.push_sql(") AS u (");
+        out.push_sql(COLUMNS);
         out.push_sql(
-            ") AS u (token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, acr, \
-             amr, created_at, expires_at, used_at, revoked_at) \
-             WHERE EXISTS (SELECT 1 FROM subjects WHERE subjects.id = u.subject_id) \
+            ") WHERE EXISTS (SELECT 1 FROM subjects WHERE subjects.id = u.subject_id) \
              AND EXISTS (SELECT 1 FROM clients WHERE clients.id = u.client_id) \
-             RETURNING refresh_tokens.*) \
-             SELECT token_hash, family_id, client_id, subject_id, scopes, sid, auth_time, \
-             acr, amr, created_at, expires_at, used_at, revoked_at, n FROM spent \
-             UNION ALL SELECT token_hash, family_id, client_id, subject_id, scopes, sid, \
-             auth_time, acr, amr, created_at, expires_at, used_at, revoked_at, 0 FROM stored \
-             WHERE stored.token_hash = ANY(",
+             RETURNING refresh_tokens.*) SELECT ",
         );
+        out.push_sql(COLUMNS);
+        out.push_sql(", n FROM spent UNION ALL SELECT ");
+        out.push_sql(COLUMNS);
+        out.push_sql(", 0 FROM stored WHERE stored.token_hash = ANY(");
         out.push_bind_param::<Array<Text>, _>(&n.token_hash)?;
         out.push_sql(")");
         Ok(())

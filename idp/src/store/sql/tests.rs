@@ -75,6 +75,14 @@ impl Drop for TestDb {
     }
 }
 
+/// The SQLite connection of a pooled connection of a SQLite store.
+fn sqlite_conn(pooled: &mut super::PooledDb) -> &mut diesel::SqliteConnection {
+    match &mut **pooled {
+        super::DbConnection::Sqlite(c) => c,
+        super::DbConnection::Pg(_) => panic!("a SQLite store hands out SQLite connections"),
+    }
+}
+
 fn sqlite_db() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested").join("propusk.db");
@@ -830,9 +838,7 @@ fn sqlite_wal_stays_bounded_under_steady_readers() {
     let store = db.store.clone().unwrap();
     let exec = |sql: &str| {
         let mut pooled = store.conn().unwrap();
-        let super::DbConnection::Sqlite(c) = &mut *pooled else {
-            panic!("a SQLite store hands out SQLite connections");
-        };
+        let c = sqlite_conn(&mut pooled);
         diesel::sql_query(sql).execute(c).unwrap();
     };
     exec("CREATE TABLE scratch (v TEXT NOT NULL)");
@@ -844,9 +850,7 @@ fn sqlite_wal_stays_bounded_under_steady_readers() {
             std::thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let mut pooled = store.conn().unwrap();
-                    let super::DbConnection::Sqlite(c) = &mut *pooled else {
-                        panic!("a SQLite store hands out SQLite connections");
-                    };
+                    let c = sqlite_conn(&mut pooled);
                     diesel::sql_query("SELECT count(*) FROM scratch WHERE v > 'm'")
                         .execute(c)
                         .unwrap();
@@ -901,9 +905,7 @@ fn sqlite_writers_wait_with_the_stores_busy_handler() {
         let (held, release) = std::sync::mpsc::channel();
         let holder = std::thread::spawn(move || {
             let mut pooled = store.conn().unwrap();
-            let super::DbConnection::Sqlite(c) = &mut *pooled else {
-                panic!("a SQLite store hands out SQLite connections");
-            };
+            let c = sqlite_conn(&mut pooled);
             diesel::sql_query("BEGIN IMMEDIATE").execute(c).unwrap();
             held.send(()).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -913,9 +915,7 @@ fn sqlite_writers_wait_with_the_stores_busy_handler() {
         holder
     };
     let mut pooled = store.conn().unwrap();
-    let super::DbConnection::Sqlite(c) = &mut *pooled else {
-        panic!("a SQLite store hands out SQLite connections");
-    };
+    let c = sqlite_conn(&mut pooled);
     // `busy_timeout` would have replaced the handler (and reads back non-zero).
     let pragma: Timeout = diesel::sql_query("PRAGMA busy_timeout")
         .get_result(c)
@@ -959,9 +959,7 @@ fn sqlite_checkpoints_happen_off_the_write_path() {
     let marker = format!("checkpointed-{}", uuid::Uuid::new_v4().simple());
     {
         let mut pooled = db.conn().unwrap();
-        let super::DbConnection::Sqlite(c) = &mut *pooled else {
-            panic!("a SQLite store hands out SQLite connections");
-        };
+        let c = sqlite_conn(&mut pooled);
         let pragma: AutoCheckpoint = diesel::sql_query("PRAGMA wal_autocheckpoint")
             .get_result(c)
             .unwrap();
