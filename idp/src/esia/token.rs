@@ -13,7 +13,7 @@ use super::{check_signature, param, required, Flavor, SignedRequest};
 use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, Subject};
-use crate::protocol::code::{self, spent_key, CodeData, SpentCode, Taken};
+use crate::protocol::code::{self, CodeData, Taken};
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{revoked_key, AccessStamp};
 use crate::protocol::{scopes, OAuthError};
@@ -475,15 +475,9 @@ async fn revoke_after_reuse(
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
-    let Some(raw) = state.eph.get(&spent_key(code)).await? else {
+    let Some(spent) = code::spent_by(state.eph.as_ref(), client, code).await? else {
         return Ok(());
     };
-    let Ok(spent) = serde_json::from_slice::<SpentCode>(&raw) else {
-        return Ok(());
-    };
-    if spent.client_id != client.id {
-        return Ok(());
-    }
     let left = (spent.access_exp - now.timestamp()).max(1) as u64;
     state
         .eph

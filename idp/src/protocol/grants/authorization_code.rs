@@ -4,7 +4,7 @@ use super::{form_value, new_refresh, TokenResponse};
 use crate::audit::AuditEvent;
 use crate::domain::{Client, GrantType};
 use crate::protocol::claims;
-use crate::protocol::code::{self, spent_key, CodeData, SpentCode, Taken};
+use crate::protocol::code::{self, CodeData, Taken};
 use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
 use crate::protocol::tokens::{self, revoked_key, IdTokenInput};
@@ -202,15 +202,9 @@ async fn revoke_after_reuse(
     client: &Client,
     code: &str,
 ) -> Result<(), OAuthError> {
-    let Some(raw) = state.eph.get(&spent_key(code)).await? else {
+    let Some(spent) = code::spent_by(state.eph.as_ref(), client, code).await? else {
         return Ok(());
     };
-    let Ok(spent) = serde_json::from_slice::<SpentCode>(&raw) else {
-        return Ok(());
-    };
-    if spent.client_id != client.id {
-        return Ok(());
-    }
     let now = state.now();
     let left = (spent.access_exp - now.timestamp()).max(1) as u64;
     state
