@@ -13,7 +13,7 @@
 //! connections must therefore not set `busy_timeout`, which would put the default back.
 //! Measured on the refresh scenario at half its maximum rate, SQLite, the log bounded by
 //! RESTART checkpoints: p99 10.2–11.2 ms with SQLite's handler on the pooled connections,
-//! 6.8–8.9 ms with this one (`docs/performance.md`, sixteenth session).
+//! 6.8–8.9 ms with this one (`docs/performance-log.md`, sixteenth session).
 //!
 //! The only `unsafe` of the workspace (which denies it elsewhere): diesel does not expose a
 //! connection's handle, and SQLite's C API is how a handler is set. The two calls keep no

@@ -5,7 +5,7 @@
 //! automatic checkpoint) inside the writer's own call. SQLite has one writer, so every
 //! write queued behind it waited too: under refresh load one commit in a few dozen took
 //! 10–20 ms longer, which was the whole tail (refresh at half the maximum rate: p90 15–21
-//! ms, p99 21–28 ms; `docs/performance.md`, eighth session).
+//! ms, p99 21–28 ms; `docs/performance-log.md`, eighth session).
 //!
 //! So the pooled connections never checkpoint (`wal_autocheckpoint = 0`) and a thread of
 //! the store runs a PASSIVE checkpoint every [`EVERY`] on a connection of its own (p90 then
@@ -24,7 +24,7 @@
 //! statement, holding new writes back meanwhile, after which the next writer starts the
 //! log again. That wait is the price: refresh at half the maximum rate on SQLite, p99
 //! ≈4 ms with the unbounded log, 7–9 ms with this bound (10–13 ms while writers waited
-//! with SQLite's own busy handler: `busy.rs`, `docs/performance.md`). The
+//! with SQLite's own busy handler: `busy.rs`, `docs/performance-log.md`). The
 //! pooled connections' `journal_size_limit` cuts the file back to [`JOURNAL_SIZE_LIMIT`]
 //! when a burst left it larger.
 
