@@ -15,7 +15,7 @@ use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, ClientAuthMethod, EsiaCertificate, GrantType, Subject};
 use crate::protocol::code::{self, CodeData, Taken};
 use crate::protocol::params::Params;
-use crate::protocol::tokens::{revoked_key, AccessStamp};
+use crate::protocol::tokens::AccessStamp;
 use crate::protocol::{scopes, OAuthError};
 use crate::state::AppState;
 use crate::store::{
@@ -206,7 +206,8 @@ async fn redeem_code(
         marker,
     }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
-        revoke_after_reuse(state, client, code, now).await?;
+        let event = audit(now, "token.code_reuse", None, &client.id);
+        code::revoke_after_reuse(state, client, code, event).await?;
         return Err(bad_code());
     };
     let redeemed = CodeRedemption {
@@ -466,37 +467,4 @@ fn audit(now: DateTime<Utc>, kind: &str, subject: Option<&str>, client_id: &str)
         ip: None,
         detail: serde_json::json!({ "dialect": "esia" }),
     }
-}
-
-/// A replayed code: revoke what its first use issued (RFC 6749 §4.1.2).
-async fn revoke_after_reuse(
-    state: &AppState,
-    client: &Client,
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<(), OAuthError> {
-    let Some(spent) = code::spent_by(state.eph.as_ref(), client, code).await? else {
-        return Ok(());
-    };
-    let left = (spent.access_exp - now.timestamp()).max(1) as u64;
-    state
-        .eph
-        .put(
-            &revoked_key(&spent.access_jti),
-            b"1",
-            std::time::Duration::from_secs(left),
-        )
-        .await?;
-    let family = spent.refresh_family.clone();
-    let event = audit(now, "token.code_reuse", None, &client.id);
-    state
-        .store
-        .call(move |s| {
-            if let Some(f) = &family {
-                s.revoke_family(f, now)?;
-            }
-            s.append_audit(&event)
-        })
-        .await?;
-    Ok(())
 }

@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::authorize::AuthRequest;
 use super::error::OAuthError;
 use super::tokens::{self, AccessStamp};
+use crate::audit::AuditEvent;
 use crate::authn::transaction::AuthContext;
 use crate::domain::{Client, GrantType};
 use crate::ephemeral::Ephemeral;
+use crate::state::AppState;
+use crate::store::{AuditStore, RefreshTokenStore};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeData {
@@ -99,6 +102,45 @@ pub fn code_key(code: &str) -> String {
 
 pub fn spent_key(code: &str) -> String {
     format!("spent:{}", keys::sha256_b64url(code.as_bytes()))
+}
+
+/// A replayed code: revokes what its first use issued (RFC 6749 §4.1.2, RFC 9700 §4.14): the
+/// access token until it expires, and the refresh family. Records `event` (a
+/// `token.code_reuse`), with `refresh_family_revoked` added to its detail. Nothing when no
+/// record of `client`'s first use is held ([`spent_by`]).
+pub async fn revoke_after_reuse(
+    state: &AppState,
+    client: &Client,
+    code: &str,
+    mut event: AuditEvent,
+) -> Result<(), OAuthError> {
+    let Some(spent) = spent_by(state.eph.as_ref(), client, code).await? else {
+        return Ok(());
+    };
+    let now = event.at;
+    let left = (spent.access_exp - now.timestamp()).max(1) as u64;
+    state
+        .eph
+        .put(
+            &tokens::revoked_key(&spent.access_jti),
+            b"1",
+            Duration::from_secs(left),
+        )
+        .await?;
+    let family = spent.refresh_family;
+    if let Some(detail) = event.detail.as_object_mut() {
+        detail.insert("refresh_family_revoked".into(), family.is_some().into());
+    }
+    state
+        .store
+        .call(move |s| {
+            if let Some(f) = &family {
+                s.revoke_family(f, now)?;
+            }
+            s.append_audit(&event)
+        })
+        .await?;
+    Ok(())
 }
 
 /// A code taken for an exchange, with what the exchange will issue, chosen before the take

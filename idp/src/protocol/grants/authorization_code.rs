@@ -7,9 +7,9 @@ use crate::protocol::claims;
 use crate::protocol::code::{self, CodeData, Taken};
 use crate::protocol::error::OAuthError;
 use crate::protocol::params::Params;
-use crate::protocol::tokens::{self, revoked_key, IdTokenInput};
+use crate::protocol::tokens::{self, IdTokenInput};
 use crate::state::AppState;
-use crate::store::{AuditStore, RefreshTokenStore, SubjectStore};
+use crate::store::{RefreshTokenStore, SubjectStore};
 
 pub async fn exchange(
     state: &AppState,
@@ -37,7 +37,15 @@ pub async fn exchange(
         marker,
     }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
-        revoke_after_reuse(state, client, code).await?;
+        let event = AuditEvent {
+            at: now,
+            kind: "token.code_reuse".into(),
+            subject_id: None,
+            client_id: Some(client.id.clone()),
+            ip: None,
+            detail: serde_json::json!({}),
+        };
+        code::revoke_after_reuse(state, client, code, event).await?;
         return Err(OAuthError::invalid_grant(
             "the code is invalid, expired or already used",
         ));
@@ -193,45 +201,5 @@ fn check_verifier(verifier: &str, challenge: &str) -> Result<(), OAuthError> {
             "code_verifier does not match the code_challenge",
         ));
     }
-    Ok(())
-}
-
-/// A replayed code: revoke what its first use issued (RFC 6749 §4.1.2).
-async fn revoke_after_reuse(
-    state: &AppState,
-    client: &Client,
-    code: &str,
-) -> Result<(), OAuthError> {
-    let Some(spent) = code::spent_by(state.eph.as_ref(), client, code).await? else {
-        return Ok(());
-    };
-    let now = state.now();
-    let left = (spent.access_exp - now.timestamp()).max(1) as u64;
-    state
-        .eph
-        .put(
-            &revoked_key(&spent.access_jti),
-            b"1",
-            std::time::Duration::from_secs(left),
-        )
-        .await?;
-    let family = spent.refresh_family.clone();
-    let event = AuditEvent {
-        at: now,
-        kind: "token.code_reuse".into(),
-        subject_id: None,
-        client_id: Some(client.id.clone()),
-        ip: None,
-        detail: serde_json::json!({ "refresh_family_revoked": family.is_some() }),
-    };
-    state
-        .store
-        .call(move |s| {
-            if let Some(f) = &family {
-                s.revoke_family(f, now)?;
-            }
-            s.append_audit(&event)
-        })
-        .await?;
     Ok(())
 }
