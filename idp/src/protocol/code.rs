@@ -85,7 +85,7 @@ impl SpentCode {
 /// The record of `code`'s first redemption, when `client` redeemed it; `None` when there is
 /// none (never redeemed, or kept no longer), it cannot be read, or another client redeemed
 /// it (a replay by another client revokes nothing of the first's).
-pub async fn spent_by(
+async fn spent_by(
     eph: &dyn Ephemeral,
     client: &Client,
     code: &str,
