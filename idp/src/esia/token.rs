@@ -206,8 +206,8 @@ async fn redeem_code(
         marker,
     }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
-        let event = audit(now, "token.code_reuse", None, &client.id);
-        code::revoke_after_reuse(state, client, code, event).await?;
+        let dialect = serde_json::json!({ "dialect": "esia" });
+        code::revoke_after_reuse(state, client, code, now, dialect).await?;
         return Err(bad_code());
     };
     let redeemed = CodeRedemption {

@@ -105,19 +105,20 @@ pub fn spent_key(code: &str) -> String {
 }
 
 /// A replayed code: revokes what its first use issued (RFC 6749 §4.1.2, RFC 9700 §4.14): the
-/// access token until it expires, and the refresh family. Records `event` (a
-/// `token.code_reuse`), with `refresh_family_revoked` added to its detail. Nothing when no
-/// record of `client`'s first use is held ([`spent_by`]).
+/// access token until it expires, and the refresh family. Records a `token.code_reuse`
+/// event whose detail is `detail` (an object: what the caller's dialect adds) with
+/// `refresh_family_revoked`. Nothing when no record of `client`'s first use is held
+/// ([`spent_by`]).
 pub async fn revoke_after_reuse(
     state: &AppState,
     client: &Client,
     code: &str,
-    mut event: AuditEvent,
+    now: chrono::DateTime<chrono::Utc>,
+    mut detail: serde_json::Value,
 ) -> Result<(), OAuthError> {
     let Some(spent) = spent_by(state.eph.as_ref(), client, code).await? else {
         return Ok(());
     };
-    let now = event.at;
     let left = (spent.access_exp - now.timestamp()).max(1) as u64;
     state
         .eph
@@ -128,9 +129,17 @@ pub async fn revoke_after_reuse(
         )
         .await?;
     let family = spent.refresh_family;
-    if let Some(detail) = event.detail.as_object_mut() {
-        detail.insert("refresh_family_revoked".into(), family.is_some().into());
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("refresh_family_revoked".into(), family.is_some().into());
     }
+    let event = AuditEvent {
+        at: now,
+        kind: "token.code_reuse".into(),
+        subject_id: None,
+        client_id: Some(client.id.clone()),
+        ip: None,
+        detail,
+    };
     state
         .store
         .call(move |s| {

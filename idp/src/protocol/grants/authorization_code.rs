@@ -1,7 +1,6 @@
 //! authorization_code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636 §4.6).
 
 use super::{form_value, new_refresh, TokenResponse};
-use crate::audit::AuditEvent;
 use crate::domain::{Client, GrantType};
 use crate::protocol::claims;
 use crate::protocol::code::{self, CodeData, Taken};
@@ -37,15 +36,7 @@ pub async fn exchange(
         marker,
     }) = code::take(state.eph.as_ref(), client, code, now, ttl).await?
     else {
-        let event = AuditEvent {
-            at: now,
-            kind: "token.code_reuse".into(),
-            subject_id: None,
-            client_id: Some(client.id.clone()),
-            ip: None,
-            detail: serde_json::json!({}),
-        };
-        code::revoke_after_reuse(state, client, code, event).await?;
+        code::revoke_after_reuse(state, client, code, now, serde_json::json!({})).await?;
         return Err(OAuthError::invalid_grant(
             "the code is invalid, expired or already used",
         ));
