@@ -176,10 +176,12 @@ for backend in $BACKENDS; do
     for v in $(env | grep -o '^IDP_[A-Z0-9_]*' || true); do
         case "$v" in IDP_BIN) ;; *) unset "$v" ;; esac
     done
-    # Every virtual user signs in from 127.0.0.1: lift the per-address sign-in limit, which
-    # would otherwise (rightly) stop a flood of fresh sign-ins from one address.
+    # Every virtual user signs in from 127.0.0.1: lift the per-address limits of sign-in
+    # attempts and starts, which would otherwise (rightly) stop a flood of fresh sign-ins
+    # from one address.
     export IDP_LISTEN=127.0.0.1:$PORT IDP_ISSUER=http://127.0.0.1:$PORT IDP_DEV=true \
-        IDP_DATA_DIR=$WORK/data IDP_LOG=warn IDP_LOCKOUT__IP_MAX_ATTEMPTS=1000000000
+        IDP_DATA_DIR=$WORK/data IDP_LOG=warn IDP_LOCKOUT__IP_MAX_ATTEMPTS=1000000000 \
+        IDP_LOCKOUT__LOGIN_TX_IP_MAX=1000000000
     # Extra server settings for an experiment, e.g. BENCH_ENV="IDP_DB_POOL_SIZE=32".
     for kv in ${BENCH_ENV:-}; do export "${kv?}"; done
     case "$backend" in

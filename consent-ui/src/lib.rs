@@ -389,6 +389,8 @@ pub enum ErrorKind {
     SessionExpired,
     LogoutFailed,
     NotFound,
+    /// Too many sign-ins started from the person's address (429).
+    TooManyRequests,
     Internal,
 }
 
@@ -402,6 +404,7 @@ impl ErrorKind {
             | ErrorKind::SessionExpired
             | ErrorKind::LogoutFailed => 400,
             ErrorKind::NotFound => 404,
+            ErrorKind::TooManyRequests => 429,
             ErrorKind::Internal => 500,
         }
     }

@@ -1,13 +1,14 @@
 use super::*;
 
 const LANGS: [Lang; 2] = [Lang::Ru, Lang::En];
-const ALL_KINDS: [ErrorKind; 7] = [
+const ALL_KINDS: [ErrorKind; 8] = [
     ErrorKind::InvalidClient,
     ErrorKind::InvalidRedirectUri,
     ErrorKind::BadRequest,
     ErrorKind::SessionExpired,
     ErrorKind::LogoutFailed,
     ErrorKind::NotFound,
+    ErrorKind::TooManyRequests,
     ErrorKind::Internal,
 ];
 const EVIL: &str = "<script>alert(\"x\")</script>&'";

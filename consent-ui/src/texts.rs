@@ -261,6 +261,14 @@ pub(crate) fn error_texts(kind: ErrorKind, lang: Lang) -> ErrorTexts {
             "Page not found",
             "Check the address or go back to the portal.",
         ),
+        (ErrorKind::TooManyRequests, Lang::Ru) => (
+            "Слишком много входов",
+            "С вашего адреса за последние минуты начато слишком много входов. Подождите несколько минут и попробуйте ещё раз.",
+        ),
+        (ErrorKind::TooManyRequests, Lang::En) => (
+            "Too many sign-ins",
+            "Too many sign-ins were started from your address in the last few minutes. Please wait a few minutes and try again.",
+        ),
         (ErrorKind::Internal, Lang::Ru) => (
             "Что-то пошло не так",
             "Это ошибка на нашей стороне, вы ничего не сломали. Попробуйте ещё раз через несколько минут.",

@@ -54,7 +54,11 @@ pub async fn build_state(cfg: Config, store: SqlStore) -> Result<AppState, BoxEr
     };
     let eph: Arc<dyn Ephemeral> = match &cfg.redis_url {
         Some(url) => Arc::new(RedisEphemeral::connect(url, &cfg.redis_prefix).await?),
-        None => Arc::new(MemoryEphemeral::new(clock.clone())),
+        None => {
+            let max = usize::try_from(cfg.ephemeral_max_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX);
+            Arc::new(MemoryEphemeral::with_ceiling(clock.clone(), max))
+        }
     };
     let now = clock.now();
     let (store, keyring, csrf_seed) = {

@@ -8,8 +8,11 @@ use super::harness::{for_each_backend_with, AuthMethod, ClientSpec, REDIRECT_URI
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_every_scenario_without_errors() {
-    // Every virtual user signs in from 127.0.0.1: lift the per-address sign-in limit.
-    let env = [("IDP_LOCKOUT__IP_MAX_ATTEMPTS", "1000000000")];
+    // Every virtual user signs in from 127.0.0.1: lift the per-address sign-in limits.
+    let env = [
+        ("IDP_LOCKOUT__IP_MAX_ATTEMPTS", "1000000000"),
+        ("IDP_LOCKOUT__LOGIN_TX_IP_MAX", "1000000000"),
+    ];
     for_each_backend_with(&env, |idp| async move {
         let client = idp
             .add_client(ClientSpec {

@@ -295,3 +295,104 @@ async fn signin_lockout_after_three_wrong_passwords_same_for_unknown_accounts() 
     })
     .await;
 }
+
+// ------------------------------------------------------------------ what a flood can make us hold
+
+/// An address may start `login_tx_ip_max` sign-ins per window (each keeps a record in the
+/// ephemeral store for `login_ttl_secs`). The next start gets a readable 429 page in the
+/// person's language with `Retry-After` and stores nothing; the first refusal of the window
+/// is audited, the rest of a flood writes nothing; sign-ins already started go on, and a
+/// browser with a session gets its code without starting one.
+#[tokio::test]
+async fn login_starts_are_limited_per_address() {
+    let env = [("IDP_LOCKOUT__LOGIN_TX_IP_MAX", "3")];
+    super::harness::for_each_backend_with(&env, |mut idp| async move {
+        let b = Browser::new(&idp);
+        let first = Authz::new(&idp.client);
+        let login = b.authorize(&idp, &first).await;
+        assert!(login.is_login_page(), "{}", login.describe());
+        for _ in 0..2 {
+            let p = b.authorize(&idp, &Authz::new(&idp.client)).await;
+            assert!(p.is_login_page(), "{}", p.describe());
+        }
+        let over = b.authorize(&idp, &Authz::new(&idp.client)).await;
+        assert_eq!(over.status, 429, "{}", over.describe());
+        assert_eq!(over.header("retry-after").as_deref(), Some("600"));
+        assert!(over.body.contains("Слишком много входов"), "{}", over.body);
+        let mut en = Authz::new(&idp.client);
+        en.params.push(("ui_locales".into(), "en".into()));
+        let over = b.authorize(&idp, &en).await;
+        assert_eq!(over.status, 429, "{}", over.describe());
+        assert!(over.body.contains("Too many sign-ins"), "{}", over.body);
+        let audited =
+            idp.sql("SELECT count(*) FROM audit_events WHERE kind = 'login.start_throttled'");
+        assert_eq!(audited.trim(), "1", "one event for the window: {audited}");
+
+        let p = b.sign_in(login, &idp.user.login, &idp.user.password).await;
+        expect_callback(&idp, &p, &first);
+        let again = Authz::new(&idp.client);
+        let p = b.authorize(&idp, &again).await;
+        expect_callback(&idp, &p, &again);
+        idp.assert_alive("login starts over the limit").await;
+    })
+    .await;
+}
+
+/// The embedded node's in-process store has a ceiling (`ephemeral_max_mib`): a flood of
+/// authorization requests (here from one address with its limit lifted; from many
+/// addresses in life) fills it, after which a new sign-in gets a readable 503 page while
+/// the node goes on serving what needs no new record; once the records expire, sign-ins
+/// start again.
+#[tokio::test]
+async fn the_in_process_store_has_a_ceiling() {
+    let env = [
+        ("IDP_EPHEMERAL_MAX_MIB", "1"),
+        ("IDP_LOCKOUT__LOGIN_TX_IP_MAX", "1000000000"),
+        ("IDP_DANGER_TEST_CLOCK", "true"),
+    ];
+    let mut idp = Idp::start(super::harness::Backend::Sqlite, &env).await;
+    let url = Authz::new(&idp.client).url(&idp);
+    let mut refused = None;
+    for i in 0..5_000 {
+        let r = idp.http.get(&url).send().await.unwrap();
+        match r.status().as_u16() {
+            303 => {}
+            503 => {
+                let body = r.text().await.unwrap();
+                assert!(body.contains("Что-то пошло не так"), "{body}");
+                refused = Some(i);
+                break;
+            }
+            other => panic!("authorize #{i}: {other} {}", r.text().await.unwrap()),
+        }
+    }
+    // Each record counts for about 1 KB here: the ceiling of 1 MiB stops the flood after
+    // several hundred, not thousands.
+    let refused = refused.expect("the flood was never refused");
+    assert!((300..2_000).contains(&refused), "refused after {refused}");
+    for _ in 0..50 {
+        let r = idp.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 503, "still full");
+    }
+    // A warning a second with the count, not a log line per refused request.
+    let log = idp.server_log();
+    let lines = log.lines().filter(|l| l.contains("store full")).count();
+    assert!((1..=5).contains(&lines), "{lines} lines about it:\n{log}");
+    assert_eq!(idp.discovery().await["issuer"], idp.base.as_str());
+    idp.assert_alive("a full in-process store").await;
+
+    let r = idp
+        .http
+        .post(idp.url("/dev/clock/advance"))
+        .form(&[("secs", "901")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let b = Browser::new(&idp);
+    let a = Authz::new(&idp.client);
+    let login = b.authorize(&idp, &a).await;
+    assert!(login.is_login_page(), "after expiry: {}", login.describe());
+    let p = b.sign_in(login, &idp.user.login, &idp.user.password).await;
+    expect_callback(&idp, &p, &a);
+}

@@ -29,6 +29,12 @@ pub struct LockoutConfig {
     pub ceremony_binding_max: u64,
     /// The window of the ceremony limits (seconds).
     pub ceremony_window_secs: u64,
+    /// Login transactions (each kept in the ephemeral store for `session.login_ttl_secs`)
+    /// one IP address may start per `login_tx_window_secs`: every authorization request
+    /// that needs the person at the login, second-factor or consent page starts one.
+    pub login_tx_ip_max: u64,
+    /// The window of `login_tx_ip_max` (seconds).
+    pub login_tx_window_secs: u64,
 }
 
 impl Default for LockoutConfig {
@@ -41,6 +47,8 @@ impl Default for LockoutConfig {
             ceremony_ip_max: 60,
             ceremony_binding_max: 20,
             ceremony_window_secs: 10 * 60,
+            login_tx_ip_max: 300,
+            login_tx_window_secs: 10 * 60,
         }
     }
 }
@@ -140,6 +148,30 @@ impl Throttle<'_> {
         })
     }
 
+    /// Counts the start of a login transaction from `ip` and stores it (`value` under
+    /// `key` for `ttl`) only within the address's limit, in one round trip.
+    pub async fn start_login(
+        &self,
+        ip: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<LoginStart> {
+        let max = self.cfg.login_tx_ip_max;
+        let window = Duration::from_secs(self.cfg.login_tx_window_secs);
+        let n = self
+            .eph
+            .count_and_put(&format!("lockout:tx:ip:{ip}"), window, max, key, value, ttl)
+            .await?;
+        Ok(if n <= max {
+            LoginStart::Stored
+        } else {
+            LoginStart::Throttled {
+                first: n == max.saturating_add(1),
+            }
+        })
+    }
+
     /// Counts a wrong password; true when this failure locked the account.
     pub async fn password_failed(&self, account: &str) -> EphResult<bool> {
         let ttl = Duration::from_secs(self.cfg.lock_secs);
@@ -163,6 +195,17 @@ impl Throttle<'_> {
     }
 }
 
+/// What became of a login transaction's start ([`Throttle::start_login`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStart {
+    Stored,
+    /// Over the address's limit, nothing stored; `first`: the first start over it in this
+    /// window (the one that is audited).
+    Throttled {
+        first: bool,
+    },
+}
+
 /// What [`Throttle::password_attempt`] found before the password is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordAttempt {
@@ -179,6 +222,53 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::ephemeral::MemoryEphemeral;
+
+    /// An address may start `login_tx_ip_max` login transactions per window; beyond them
+    /// nothing is stored, only the first refusal says it is the first, and another address
+    /// or the next window starts afresh.
+    #[tokio::test]
+    async fn login_starts_are_limited_per_address() {
+        let clock = FixedClock::new(chrono::Utc::now());
+        let eph = MemoryEphemeral::new(std::sync::Arc::new(clock.clone()));
+        let cfg = LockoutConfig {
+            login_tx_ip_max: 3,
+            ..LockoutConfig::default()
+        };
+        let t = Throttle {
+            eph: &eph,
+            cfg: &cfg,
+        };
+        let ttl = Duration::from_secs(900);
+        let start = |ip: &'static str, key: &'static str| t.start_login(ip, key, b"tx", ttl);
+        for key in ["tx:1", "tx:2", "tx:3"] {
+            assert_eq!(start("192.0.2.1", key).await.unwrap(), LoginStart::Stored);
+        }
+        assert_eq!(
+            start("192.0.2.1", "tx:4").await.unwrap(),
+            LoginStart::Throttled { first: true }
+        );
+        assert_eq!(
+            start("192.0.2.1", "tx:5").await.unwrap(),
+            LoginStart::Throttled { first: false }
+        );
+        assert!(eph.get("tx:3").await.unwrap().is_some());
+        assert_eq!(
+            eph.get("tx:4").await.unwrap(),
+            None,
+            "nothing stored over the limit"
+        );
+        assert_eq!(
+            start("192.0.2.2", "tx:6").await.unwrap(),
+            LoginStart::Stored
+        );
+        clock.advance(chrono::Duration::seconds(
+            cfg.login_tx_window_secs as i64 + 1,
+        ));
+        assert_eq!(
+            start("192.0.2.1", "tx:7").await.unwrap(),
+            LoginStart::Stored
+        );
+    }
 
     async fn locked(t: &Throttle<'_>, account: &str) -> bool {
         t.password_attempt("192.0.2.9", account)

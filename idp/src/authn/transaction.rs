@@ -54,9 +54,13 @@ impl LoginTx {
         format!("tx:{id}")
     }
 
+    /// The record as stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     pub async fn save(&self, eph: &dyn Ephemeral, ttl: std::time::Duration) -> EphResult<()> {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        eph.put(&Self::key(&self.id), &bytes, ttl).await
+        eph.put(&Self::key(&self.id), &self.to_bytes(), ttl).await
     }
 
     /// Loads a transaction; a missing, expired or unreadable one is `None`.

@@ -30,6 +30,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     pub redis_prefix: String,
+    /// Without `redis_url`: the most the in-process store may hold (MiB, counted as its
+    /// keys' and values' bytes plus 128 per entry). At the ceiling, what would add to it
+    /// is refused and answered "temporarily unavailable" until entries expire. 0: none.
+    pub ephemeral_max_mib: u64,
     /// Directory for the embedded database and, in dev mode, the generated master key.
     pub data_dir: PathBuf,
     /// File holding the master key that seals private keys (`IDP_MASTER_KEY` wins over it).
@@ -124,6 +128,7 @@ impl Default for Config {
             db_pool_size: None,
             redis_url: None,
             redis_prefix: "propusk:".into(),
+            ephemeral_max_mib: 256,
             data_dir: PathBuf::from("./data"),
             master_key_file: None,
             dev: false,

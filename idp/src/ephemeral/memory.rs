@@ -1,5 +1,13 @@
 //! In-process ephemeral store for the embedded mode: one map behind a mutex, with expiry
-//! computed from the injected clock.
+//! computed from the injected clock, and a ceiling on what it holds.
+//!
+//! Anyone can make the node store something (a login transaction per authorization
+//! request, for 15 minutes), so the store has a ceiling (`ephemeral_max_mib`): a write that
+//! would add bytes beyond it, once a sweep has given back what expired, is refused with
+//! [`EphemeralError::Full`], which the pages and endpoints answer as "temporarily
+//! unavailable". What is held is counted as its keys' and values' bytes plus
+//! [`ENTRY_OVERHEAD`] per entry, about what the process spends on it. Taking a code and
+//! marking it spent is never refused: the mark replaces what it takes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +28,15 @@ const SWEEP_EVERY: u64 = 256;
 /// is given back within a minute rather than after a quarter of the burst's writes again.
 const SWEEP_AFTER: Millis = 60_000;
 
+/// While full, a write sweeps at most this often before it is refused: a sweep visits every
+/// entry, and a flood of refused writes must not each pay for one.
+const FULL_SWEEP_AFTER: Millis = 1_000;
+
+/// What an entry costs beyond its key's and value's bytes: its map slot (40 bytes, and the
+/// map's spare room) and the allocator's headers and rounding of its two allocations.
+/// Measured: an authorization code's spent mark of 123 bytes of key and value holds 244.
+pub(crate) const ENTRY_OVERHEAD: usize = 128;
+
 /// A moment, in milliseconds since the Unix epoch: 8 bytes where a `DateTime<Utc>` took 12
 /// (16 with its alignment in [`Entry`]).
 type Millis = i64;
@@ -32,9 +49,21 @@ struct Entry {
     expires_at: Millis,
 }
 
+/// What an entry under `key` holding `value` counts for against the ceiling.
+fn cost(key: &str, value: &[u8]) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     map: HashMap<Box<str>, Entry>,
+    /// What the entries held count for ([`cost`]).
+    bytes: usize,
+    /// The ceiling on `bytes`; 0: none.
+    max_bytes: usize,
+    /// Writes refused at the ceiling since the last warning, and when that was.
+    refused: u64,
+    warned_at: Option<Millis>,
     /// Writes since the last sweep.
     writes: u64,
     /// Sweeps so far; for tests.
@@ -46,37 +75,97 @@ struct Inner {
 impl Inner {
     /// [`Ephemeral::incr`] under the caller's lock; `expires_at` for a new counter.
     fn incr(&mut self, key: &str, now: Millis, expires_at: Millis) -> EphResult<u64> {
-        let next = match self.live(key, now) {
+        let (next, grown) = match self.live(key, now) {
             Some(entry) => {
                 let current: u64 = std::str::from_utf8(&entry.value)
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .ok_or_else(|| EphemeralError::Unavailable("value is not a counter".into()))?;
                 let next = current.saturating_add(1);
-                entry.value = next.to_string().into_bytes().into_boxed_slice();
-                next
+                let value = next.to_string().into_bytes().into_boxed_slice();
+                let grown = value.len().saturating_sub(entry.value.len());
+                entry.value = value;
+                (next, grown)
             }
             None => {
-                self.insert(key, b"1", expires_at, now);
+                self.insert(key, b"1", expires_at, now)?;
                 return Ok(1);
             }
         };
+        // A counter's value only grows, by a digit now and then: counted, never refused.
+        self.bytes += grown;
         self.wrote(now);
         Ok(next)
     }
 
-    /// Stores `value` under `key` until `expires_at`, replacing any previous value.
-    fn insert(&mut self, key: &str, value: &[u8], expires_at: Millis, now: Millis) {
-        let value = value.into();
-        self.map.insert(key.into(), Entry { value, expires_at });
+    /// Stores `value` under `key` until `expires_at`, replacing any previous value; refused
+    /// when what it adds would pass the ceiling.
+    fn insert(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        expires_at: Millis,
+        now: Millis,
+    ) -> EphResult<()> {
+        let old = self.map.get(key).map_or(0, |e| cost(key, &e.value));
+        let new = cost(key, value);
+        if new > old {
+            self.make_room(new - old, now)?;
+        }
+        self.store(key, value, expires_at, now);
+        Ok(())
+    }
+
+    /// [`insert`](Self::insert) without the ceiling.
+    fn store(&mut self, key: &str, value: &[u8], expires_at: Millis, now: Millis) {
+        let value: Box<[u8]> = value.into();
+        self.bytes += cost(key, &value);
+        if let Some(old) = self.map.insert(key.into(), Entry { value, expires_at }) {
+            self.bytes -= cost(key, &old.value);
+        }
         self.wrote(now);
+    }
+
+    /// Ok when `more` bytes fit under the ceiling, after a sweep if they did not (at most
+    /// one a second while full).
+    fn make_room(&mut self, more: usize, now: Millis) -> EphResult<()> {
+        if self.max_bytes == 0 || self.bytes + more <= self.max_bytes {
+            return Ok(());
+        }
+        if self.swept_at.is_none_or(|at| now - at >= FULL_SWEEP_AFTER) {
+            self.sweep(now);
+        }
+        if self.bytes + more <= self.max_bytes {
+            return Ok(());
+        }
+        // One warning a second at most, with the count: the requests refused are answered
+        // 503 without a log line each.
+        self.refused += 1;
+        if self.warned_at.is_none_or(|at| now - at >= FULL_SWEEP_AFTER) {
+            tracing::warn!(
+                refused = self.refused,
+                held_bytes = self.bytes,
+                ceiling_bytes = self.max_bytes,
+                "in-process store full (ephemeral_max_mib): writes refused"
+            );
+            self.refused = 0;
+            self.warned_at = Some(now);
+        }
+        Err(EphemeralError::Full(self.max_bytes))
+    }
+
+    /// Removes the entry under `key`, live or not.
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        self.bytes -= cost(key, &entry.value);
+        Some(entry)
     }
 
     /// The live entry under `key`; an expired one is removed and reported absent.
     fn live(&mut self, key: &str, now: Millis) -> Option<&mut Entry> {
         let expired = self.map.get(key).is_some_and(|e| e.expires_at <= now);
         if expired {
-            self.map.remove(key);
+            self.remove(key);
         }
         self.map.get_mut(key)
     }
@@ -92,7 +181,15 @@ impl Inner {
     }
 
     fn sweep(&mut self, now: Millis) {
-        self.map.retain(|_, e| e.expires_at > now);
+        let mut freed = 0;
+        self.map.retain(|k, e| {
+            let keep = e.expires_at > now;
+            if !keep {
+                freed += cost(k, &e.value);
+            }
+            keep
+        });
+        self.bytes -= freed;
         self.writes = 0;
         self.sweeps += 1;
         self.swept_at = Some(now);
@@ -106,11 +203,25 @@ pub struct MemoryEphemeral {
 }
 
 impl MemoryEphemeral {
+    /// A store without a ceiling (tests, tools).
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_ceiling(clock, 0)
+    }
+
+    /// A store that holds at most `max_bytes` (counted as in [`cost`]); 0: no ceiling.
+    pub fn with_ceiling(clock: Arc<dyn Clock>, max_bytes: usize) -> Self {
         Self {
             clock,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                max_bytes,
+                ..Inner::default()
+            }),
         }
+    }
+
+    /// What the entries held count for against the ceiling.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Number of entries held, live or not yet swept; for tests and metrics.
@@ -153,9 +264,7 @@ impl Ephemeral for MemoryEphemeral {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<()> {
         let now = self.now();
         let expires_at = self.expiry(now, ttl);
-        let mut inner = self.lock();
-        inner.insert(key, value, expires_at, now);
-        Ok(())
+        self.lock().insert(key, value, expires_at, now)
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphResult<bool> {
@@ -165,7 +274,7 @@ impl Ephemeral for MemoryEphemeral {
         if inner.live(key, now).is_some() {
             return Ok(false);
         }
-        inner.insert(key, value, expires_at, now);
+        inner.insert(key, value, expires_at, now)?;
         Ok(true)
     }
 
@@ -201,7 +310,7 @@ impl Ephemeral for MemoryEphemeral {
             return Ok(false);
         };
         entry.expires_at = live_until;
-        inner.insert(key, value, expires_at, now);
+        inner.insert(key, value, expires_at, now)?;
         Ok(true)
     }
 
@@ -209,7 +318,6 @@ impl Ephemeral for MemoryEphemeral {
         let now = self.now();
         let mut inner = self.lock();
         Ok(inner
-            .map
             .remove(key)
             .filter(|e| e.expires_at > now)
             .map(|e| e.value.into_vec()))
@@ -225,21 +333,41 @@ impl Ephemeral for MemoryEphemeral {
         let now = self.now();
         let expires_at = self.expiry(now, ttl);
         let mut inner = self.lock();
-        let Some(taken) = inner.map.remove(key).filter(|e| e.expires_at > now) else {
+        let Some(taken) = inner.remove(key).filter(|e| e.expires_at > now) else {
             return Ok(None);
         };
-        inner.insert(mark_key, mark, expires_at, now);
+        // Never refused: the mark stands in for the code it takes.
+        inner.store(mark_key, mark, expires_at, now);
         Ok(Some(taken.value.into_vec()))
     }
 
     async fn delete(&self, key: &str) -> EphResult<()> {
-        self.lock().map.remove(key);
+        self.lock().remove(key);
         Ok(())
     }
 
     /// Like Redis INCR: the value is a decimal counter; the TTL is set when it is created.
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
         Ok(self.incr_and_get(key, ttl, &[]).await?.0)
+    }
+
+    async fn count_and_put(
+        &self,
+        counter: &str,
+        window: Duration,
+        max: u64,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<u64> {
+        let now = self.now();
+        let (counted_until, expires_at) = (self.expiry(now, window), self.expiry(now, ttl));
+        let mut inner = self.lock();
+        let n = inner.incr(counter, now, counted_until)?;
+        if n <= max {
+            inner.insert(key, value, expires_at, now)?;
+        }
+        Ok(n)
     }
 
     async fn incr_and_get(
@@ -540,6 +668,132 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    /// The value is stored only while the count is within the limit; the count goes on, and
+    /// starts again once its window has passed.
+    #[tokio::test]
+    async fn count_and_put_stores_only_within_the_limit() {
+        for b in backends().await {
+            let e = &b.eph;
+            let window = b.short_ttl();
+            for (i, want) in [(1, true), (2, true), (3, false), (4, false)] {
+                let key = format!("tx-{i}");
+                let n = e
+                    .count_and_put("starts", window, 2, &key, b"tx", MINUTE * 10)
+                    .await
+                    .unwrap();
+                assert_eq!(n, i, "{e:?}");
+                assert_eq!(e.get(&key).await.unwrap().is_some(), want, "{e:?}: {key}");
+            }
+            b.pass(window * 2).await;
+            let n = e
+                .count_and_put("starts", window, 2, "tx-5", b"tx", MINUTE * 10)
+                .await
+                .unwrap();
+            assert_eq!(n, 1, "{e:?}: a new window");
+            assert!(e.get("tx-5").await.unwrap().is_some());
+            assert!(
+                e.get("tx-1").await.unwrap().is_some(),
+                "kept for its own ttl"
+            );
+        }
+    }
+
+    /// What the store holds is counted as it changes: writes, overwrites, counters, takes,
+    /// deletes, expiry and sweeps.
+    #[tokio::test]
+    async fn memory_counts_what_it_holds() {
+        let c = clock();
+        let m = MemoryEphemeral::new(Arc::new(c.clone()));
+        let cost = |k: &str, v: &[u8]| super::cost(k, v);
+        m.put("a", b"12345", MINUTE).await.unwrap();
+        m.put("b", b"x", MINUTE * 2).await.unwrap();
+        assert_eq!(m.bytes(), cost("a", b"12345") + cost("b", b"x"));
+        m.put("a", b"1", MINUTE).await.unwrap();
+        assert_eq!(m.bytes(), cost("a", b"1") + cost("b", b"x"));
+        for _ in 0..10 {
+            m.incr("n", MINUTE).await.unwrap();
+        }
+        assert_eq!(
+            m.bytes(),
+            cost("a", b"1") + cost("b", b"x") + cost("n", b"10")
+        );
+        m.take_and_mark("a", "spent", b"mark", MINUTE)
+            .await
+            .unwrap();
+        m.delete("n").await.unwrap();
+        assert_eq!(m.bytes(), cost("spent", b"mark") + cost("b", b"x"));
+        c.advance(chrono::Duration::seconds(61));
+        assert_eq!(m.get("spent").await.unwrap(), None);
+        assert_eq!(
+            m.bytes(),
+            cost("b", b"x"),
+            "an expired entry found is removed"
+        );
+        c.advance(chrono::Duration::seconds(60));
+        m.sweep();
+        assert_eq!((m.len(), m.bytes()), (0, 0));
+    }
+
+    /// At its ceiling the store refuses what would add to it, and only that: reads,
+    /// smaller overwrites, deletes and the spent mark of a taken code go on, and once
+    /// entries expire writes are taken again (after one sweep, at most one a second).
+    #[tokio::test]
+    async fn memory_refuses_what_passes_its_ceiling() {
+        use crate::ephemeral::EphemeralError;
+        let c = clock();
+        let one = super::cost("k-00", &[0u8; 100]);
+        let m = MemoryEphemeral::with_ceiling(Arc::new(c.clone()), 10 * one);
+        for i in 0..10 {
+            m.put(&format!("k-{i:02}"), &[0u8; 100], MINUTE)
+                .await
+                .unwrap();
+        }
+        assert_eq!(m.bytes(), 10 * one);
+        let full = |r: Result<(), EphemeralError>| matches!(r, Err(EphemeralError::Full(_)));
+        assert!(
+            full(m.put("k-10", &[0u8; 100], MINUTE).await),
+            "an eleventh"
+        );
+        assert!(
+            full(m.put("k-00", &[0u8; 101], MINUTE).await),
+            "a larger overwrite"
+        );
+        assert!(matches!(
+            m.put_if_absent("k-10", b"v", MINUTE).await,
+            Err(EphemeralError::Full(_))
+        ));
+        assert!(matches!(
+            m.incr("counter", MINUTE).await,
+            Err(EphemeralError::Full(_))
+        ));
+        assert!(matches!(
+            m.count_and_put("starts", MINUTE, 5, "tx", b"v", MINUTE)
+                .await,
+            Err(EphemeralError::Full(_))
+        ));
+        assert_eq!(
+            m.get("k-10").await.unwrap(),
+            None,
+            "nothing refused was stored"
+        );
+        assert!(m.get("k-05").await.unwrap().is_some());
+        m.put("k-00", &[0u8; 50], MINUTE).await.unwrap();
+        assert!(
+            m.take_and_mark("k-01", "spent:k-01", &[0u8; 200], MINUTE)
+                .await
+                .unwrap()
+                .is_some(),
+            "a code's spent mark is never refused"
+        );
+        m.delete("k-02").await.unwrap();
+        m.delete("k-03").await.unwrap();
+        m.put("k-10", &[0u8; 100], MINUTE).await.unwrap();
+        c.advance(chrono::Duration::seconds(61));
+        m.put("after", &[0u8; 100], MINUTE).await.unwrap();
+        assert_eq!(m.len(), 1, "the expired were swept to make room");
+        assert_eq!(m.bytes(), super::cost("after", &[0u8; 100]));
     }
 
     #[tokio::test]

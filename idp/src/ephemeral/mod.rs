@@ -14,6 +14,9 @@ pub use redis_store::RedisEphemeral;
 pub enum EphemeralError {
     #[error("ephemeral store unavailable: {0}")]
     Unavailable(String),
+    /// The in-process store is at its ceiling (`ephemeral_max_mib`), in bytes.
+    #[error("in-process store full (its ceiling is {0} bytes)")]
+    Full(usize),
 }
 
 pub type EphResult<T> = Result<T, EphemeralError>;
@@ -61,6 +64,18 @@ pub trait Ephemeral: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> EphResult<()>;
     /// Increments a counter, creating it with `ttl` on first use; returns the new value.
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64>;
+    /// [`incr`](Self::incr) of `counter` (created with `window`) and, only when the new count
+    /// is at most `max`, [`put`](Self::put) of `value` under `key` for `ttl`, in one atomic
+    /// step; the count. Something anyone may have stored, stored only within a limit.
+    async fn count_and_put(
+        &self,
+        counter: &str,
+        window: Duration,
+        max: u64,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<u64>;
     /// [`incr`](Self::incr) of `counter` and the values of `keys`, read in the same atomic
     /// step: one round trip where a count and the checks that follow it were several.
     async fn incr_and_get(

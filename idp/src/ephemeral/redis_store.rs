@@ -27,6 +27,19 @@ end
 return out
 ";
 
+/// INCR of KEYS[1] (its TTL set as in INCR_AND_GET) and, only when the count is at most
+/// ARGV[2], SET of KEYS[2] with its expiry: one atomic step.
+const COUNT_AND_PUT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+if n <= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+end
+return n
+";
+
 /// GETDEL, and only when the key was there, SET the mark with its expiry: one atomic step.
 const TAKE_AND_MARK: &str = r"
 local v = redis.call('GETDEL', KEYS[1])
@@ -53,6 +66,7 @@ pub struct RedisEphemeral {
     conn: Arc<tokio::sync::OnceCell<ConnectionManager>>,
     prefix: String,
     incr_and_get: Script,
+    count_and_put: Script,
     take_and_mark: Script,
     touch_and_put: Script,
 }
@@ -90,6 +104,7 @@ impl RedisEphemeral {
             conn: Arc::new(tokio::sync::OnceCell::new_with(Some(conn))),
             prefix,
             incr_and_get: Script::new(INCR_AND_GET),
+            count_and_put: Script::new(COUNT_AND_PUT),
             take_and_mark: Script::new(TAKE_AND_MARK),
             touch_and_put: Script::new(TOUCH_AND_PUT),
         })
@@ -223,6 +238,28 @@ impl Ephemeral for RedisEphemeral {
 
     async fn incr(&self, key: &str, ttl: Duration) -> EphResult<u64> {
         Ok(self.incr_and_get(key, ttl, &[]).await?.0)
+    }
+
+    async fn count_and_put(
+        &self,
+        counter: &str,
+        window: Duration,
+        max: u64,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> EphResult<u64> {
+        let mut conn = self.conn().await?;
+        self.count_and_put
+            .key(self.key(counter))
+            .key(self.key(key))
+            .arg(ttl_ms(window))
+            .arg(max)
+            .arg(value)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     async fn incr_and_get(

@@ -8,6 +8,7 @@ use super::cookies;
 use super::error::{html, lang_of, page, page_failure};
 use super::level::{self, Standing};
 use crate::authn::login::{self, Factors, Next};
+use crate::authn::throttle::LoginStart;
 use crate::authn::transaction::{AuthContext, LoginTx};
 use crate::domain::SsoSession;
 use crate::protocol::authorize::{
@@ -17,7 +18,7 @@ use crate::protocol::authorize::{
 use crate::protocol::params::Params;
 use crate::protocol::{code, tokens, OAuthError};
 use crate::state::AppState;
-use crate::store::{SessionAtClient, SessionStore};
+use crate::store::{AuditStore, SessionAtClient, SessionStore};
 
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
@@ -355,15 +356,21 @@ pub(super) async fn start_tx(
             password_due: None,
             created_at: state.now(),
         };
-        tx.save(
-            state.eph.as_ref(),
-            std::time::Duration::from_secs(state.cfg.session.login_ttl_secs),
-        )
-        .await?;
-        Ok::<_, OAuthError>((tx.id, new_bid.then_some(bid)))
+        // Stored only within the address's limit of login starts (anyone can make this
+        // request, and each keeps a record for `login_ttl_secs`).
+        let ip = super::login::ip_of(state, req).unwrap_or_default();
+        let ttl = std::time::Duration::from_secs(state.cfg.session.login_ttl_secs);
+        let started = super::login::throttle(state)
+            .start_login(&ip, &LoginTx::key(&tx.id), &tx.to_bytes(), ttl)
+            .await?;
+        Ok::<_, OAuthError>(match started {
+            LoginStart::Stored => Ok((tx.id, new_bid.then_some(bid))),
+            LoginStart::Throttled { first } => Err((first, tx.request.client_id)),
+        })
     };
     match run.await {
-        Ok((id, new_bid)) => {
+        Ok(Err((first, client_id))) => throttled(state, req, lang, first, client_id).await,
+        Ok(Ok((id, new_bid))) => {
             let mut r = HttpResponse::SeeOther();
             r.insert_header((header::LOCATION, format!("{path}?tx={id}")));
             r.insert_header((header::CACHE_CONTROL, "no-store"));
@@ -374,6 +381,42 @@ pub(super) async fn start_tx(
         }
         Err(e) => page_failure(lang, &e),
     }
+}
+
+/// The answer to a login start over its address's limit: a page in the person's language
+/// (429, `Retry-After`); the first one of a window is audited (`login.start_throttled`),
+/// the rest of a flood writes nothing.
+async fn throttled(
+    state: &AppState,
+    req: &HttpRequest,
+    lang: Lang,
+    first: bool,
+    client_id: String,
+) -> HttpResponse {
+    if first {
+        let event = crate::audit::AuditEvent {
+            at: state.now(),
+            kind: "login.start_throttled".into(),
+            subject_id: None,
+            client_id: Some(client_id),
+            ip: super::login::ip_of(state, req),
+            detail: serde_json::json!({ "limit": state.cfg.lockout.login_tx_ip_max }),
+        };
+        if let Err(e) = state.store.call(move |s| s.append_audit(&event)).await {
+            tracing::error!(error = %e, "cannot write the audit event of throttled login starts");
+        }
+    }
+    let mut r = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        lang,
+        ErrorKind::TooManyRequests,
+        None,
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(state.cfg.lockout.login_tx_window_secs),
+    );
+    r
 }
 
 /// Issues the code and delivers it to the client; `known` is the person's standing when it

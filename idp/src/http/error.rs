@@ -16,6 +16,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 fn log(e: &OAuthError) {
+    if e.logged {
+        return;
+    }
     match e.code {
         ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable => {
             tracing::error!(

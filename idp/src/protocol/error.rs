@@ -54,6 +54,9 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
     pub detail: Option<String>,
+    /// Already logged where it arose, in a summary (a flood must not write a log line
+    /// per request): the HTTP layer does not log it again.
+    pub logged: bool,
 }
 
 impl OAuthError {
@@ -62,6 +65,7 @@ impl OAuthError {
             code,
             description: description.into(),
             detail: None,
+            logged: false,
         }
     }
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -115,6 +119,10 @@ impl From<crate::store::StoreError> for OAuthError {
 
 impl From<crate::ephemeral::EphemeralError> for OAuthError {
     fn from(e: crate::ephemeral::EphemeralError) -> Self {
-        OAuthError::unavailable(e)
+        let logged = matches!(e, crate::ephemeral::EphemeralError::Full(_));
+        OAuthError {
+            logged,
+            ..OAuthError::unavailable(e)
+        }
     }
 }
