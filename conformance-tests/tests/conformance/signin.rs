@@ -338,6 +338,34 @@ async fn login_starts_are_limited_per_address() {
     .await;
 }
 
+/// An address over its limit of sign-in attempts is refused, the right password too, and
+/// only the window's first refusal is audited: a flood of refused attempts writes nothing
+/// durable.
+#[tokio::test]
+async fn an_addresss_refused_attempts_are_audited_once() {
+    let env = [("IDP_LOCKOUT__IP_MAX_ATTEMPTS", "2")];
+    super::harness::for_each_backend_with(&env, |mut idp| async move {
+        let b = Browser::new(&idp);
+        let login = b.authorize(&idp, &Authz::new(&idp.client)).await;
+        for i in 0..6 {
+            let who = format!("nobody{i}@example.ru");
+            let p = b.submit_login(&login, &who, "Wrong-Passw0rd-1!").await;
+            assert!(p.is_login_page(), "attempt {i}: {}", p.describe());
+        }
+        let p = b
+            .submit_login(&login, &idp.user.login, &idp.user.password)
+            .await;
+        assert!(p.is_login_page(), "refused: {}", p.describe());
+        let kinds = idp.audit_kinds();
+        let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+        assert_eq!(count("login.failure"), 2, "{kinds:?}");
+        assert_eq!(count("login.throttled"), 1, "{kinds:?}");
+        assert_eq!(count("login.success"), 0, "{kinds:?}");
+        idp.assert_alive("refused attempts").await;
+    })
+    .await;
+}
+
 /// The embedded node's in-process store has a ceiling (`ephemeral_max_mib`): a flood of
 /// authorization requests (here from one address with its limit lifted; from many
 /// addresses in life) fills it, after which a new sign-in gets a readable 503 page while

@@ -1103,6 +1103,11 @@ async fn webauthn_ceremony_starts_are_rate_limited() {
             limits.contains("binding") && limits.contains("ip"),
             "{limits}"
         );
+        assert_eq!(
+            limits.lines().filter(|l| !l.trim().is_empty()).count(),
+            2,
+            "each limit's first refusal only, not one event per refused start: {limits}"
+        );
         // Password sign-in is not affected.
         let p = b.sign_in(login, &idp.user.login, &idp.user.password).await;
         expect_callback(&idp, &p, &a);

@@ -92,14 +92,15 @@ impl CeremonyLimit {
 
 impl Throttle<'_> {
     /// Counts the start of a WebAuthn ceremony from `ip` for `binding` (a hash of the login
-    /// transaction or session it is bound to); the limit it exceeded, if any. Both counters
+    /// transaction or session it is bound to); the limit it exceeded, if any, and whether
+    /// this is that limit's first refusal of the window (the one to audit). Both counters
     /// move on every start, so a flood from one address cannot hide behind fresh
     /// transactions, nor one transaction behind many addresses.
     pub async fn ceremony_start(
         &self,
         ip: &str,
         binding: &str,
-    ) -> EphResult<Option<CeremonyLimit>> {
+    ) -> EphResult<Option<(CeremonyLimit, bool)>> {
         let window = Duration::from_secs(self.cfg.ceremony_window_secs);
         let by_ip = self
             .eph
@@ -109,19 +110,29 @@ impl Throttle<'_> {
             .eph
             .incr(&format!("lockout:wa:binding:{binding}"), window)
             .await?;
-        Ok(if by_ip > self.cfg.ceremony_ip_max {
-            Some(CeremonyLimit::Ip)
-        } else if by_binding > self.cfg.ceremony_binding_max {
-            Some(CeremonyLimit::Binding)
-        } else {
-            None
-        })
+        Ok(
+            match (
+                Attempt::of(by_ip, self.cfg.ceremony_ip_max),
+                Attempt::of(by_binding, self.cfg.ceremony_binding_max),
+            ) {
+                (Attempt::Refused { first }, _) => Some((CeremonyLimit::Ip, first)),
+                (_, Attempt::Refused { first }) => Some((CeremonyLimit::Binding, first)),
+                _ => None,
+            },
+        )
     }
 
     /// Counts one attempt from `ip`; false once the IP has used up its window.
     pub async fn ip_attempt(&self, ip: &str) -> EphResult<bool> {
+        Ok(self.ip_attempt_counted(ip).await? == Attempt::Allowed)
+    }
+
+    /// [`ip_attempt`](Self::ip_attempt), telling the first refusal of the window from the
+    /// rest: a caller that audits refusals audits that one only, so a flood of refused
+    /// requests writes nothing durable.
+    pub async fn ip_attempt_counted(&self, ip: &str) -> EphResult<Attempt> {
         let n = self.eph.incr(&ip_key(ip), self.ip_window()).await?;
-        Ok(n <= self.cfg.ip_max_attempts)
+        Ok(Attempt::of(n, self.cfg.ip_max_attempts))
     }
 
     fn ip_window(&self) -> Duration {
@@ -142,7 +153,7 @@ impl Throttle<'_> {
             .await?;
         let present = |i: usize| found.get(i).is_some_and(Option::is_some);
         Ok(PasswordAttempt {
-            ip_allowed: n <= self.cfg.ip_max_attempts,
+            ip: Attempt::of(n, self.cfg.ip_max_attempts),
             locked: present(0),
             failures: present(1),
         })
@@ -206,11 +217,34 @@ pub enum LoginStart {
     },
 }
 
+/// An attempt counted against a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Allowed,
+    /// Over the limit; `first`: the first refusal of the window, the one to audit.
+    Refused {
+        first: bool,
+    },
+}
+
+impl Attempt {
+    /// The `n`-th attempt of a window against a limit of `max`.
+    fn of(n: u64, max: u64) -> Self {
+        if n <= max {
+            Attempt::Allowed
+        } else {
+            Attempt::Refused {
+                first: n == max.saturating_add(1),
+            }
+        }
+    }
+}
+
 /// What [`Throttle::password_attempt`] found before the password is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasswordAttempt {
-    /// The address has attempts left in its window.
-    pub ip_allowed: bool,
+    /// The address's attempt, within its window's limit or not.
+    pub ip: Attempt,
     /// Password sign-in to the account is locked.
     pub locked: bool,
     /// Wrong passwords are counted against the account.
@@ -278,7 +312,7 @@ mod tests {
     }
 
     async fn allowed(t: &Throttle<'_>, ip: &str) -> bool {
-        t.password_attempt(ip, "a").await.unwrap().ip_allowed
+        t.password_attempt(ip, "a").await.unwrap().ip == Attempt::Allowed
     }
 
     #[tokio::test]
@@ -348,6 +382,15 @@ mod tests {
         // Password attempts count in the same window as every other attempt.
         assert!(allowed(&t, "192.0.2.1").await);
         assert!(t.ip_attempt("192.0.2.1").await.unwrap());
+        // Only the window's first refusal says it is the first (the one audited).
+        assert_eq!(
+            t.password_attempt("192.0.2.1", "a").await.unwrap().ip,
+            Attempt::Refused { first: true }
+        );
+        assert_eq!(
+            t.ip_attempt_counted("192.0.2.1").await.unwrap(),
+            Attempt::Refused { first: false }
+        );
         assert!(!allowed(&t, "192.0.2.1").await);
         assert!(!t.ip_attempt("192.0.2.1").await.unwrap());
         assert!(t.ip_attempt("192.0.2.2").await.unwrap());
@@ -372,14 +415,23 @@ mod tests {
         assert_eq!(t.ceremony_start("ip1", "a").await.unwrap(), None);
         assert_eq!(
             t.ceremony_start("ip2", "a").await.unwrap(),
-            Some(CeremonyLimit::Binding),
+            Some((CeremonyLimit::Binding, true)),
             "one transaction from many addresses"
+        );
+        assert_eq!(
+            t.ceremony_start("ip3", "a").await.unwrap(),
+            Some((CeremonyLimit::Binding, false)),
+            "only the first refusal is the first"
         );
         assert_eq!(t.ceremony_start("ip1", "b").await.unwrap(), None);
         assert_eq!(
             t.ceremony_start("ip1", "c").await.unwrap(),
-            Some(CeremonyLimit::Ip),
+            Some((CeremonyLimit::Ip, true)),
             "one address with fresh transactions"
+        );
+        assert_eq!(
+            t.ceremony_start("ip1", "d").await.unwrap(),
+            Some((CeremonyLimit::Ip, false))
         );
         clock.advance(chrono::Duration::seconds(601));
         assert_eq!(t.ceremony_start("ip1", "a").await.unwrap(), None);

@@ -10,7 +10,7 @@ use super::error::{html, lang_of, page, page_failure};
 use super::level::Standing;
 use crate::audit::AuditEvent;
 use crate::authn::login::{self, AfterFirstFactor, Factors, Next};
-use crate::authn::throttle::Throttle;
+use crate::authn::throttle::{Attempt, Throttle};
 use crate::authn::transaction::{AuthContext, LoginTx};
 use crate::domain::identifier::{normalize_login, Identifier, IdentifierError};
 use crate::domain::SsoSession;
@@ -293,16 +293,19 @@ async fn password_step(
         .blind_index(&format!("lockout:{login}"));
     // The address's attempt is counted and the account's lock read in one round trip.
     let attempt = t.password_attempt(&ip, &account).await?;
-    if !attempt.ip_allowed {
-        audit(
-            state,
-            req,
-            tx,
-            "login.throttled",
-            None,
-            serde_json::json!({}),
-        )
-        .await?;
+    if let Attempt::Refused { first } = attempt.ip {
+        // The window's first refusal is audited; the rest of a flood writes nothing.
+        if first {
+            audit(
+                state,
+                req,
+                tx,
+                "login.throttled",
+                None,
+                serde_json::json!({}),
+            )
+            .await?;
+        }
         return Ok(PasswordOutcome::Locked);
     }
     // Checksums and formats are checked before any lookup (requirements: signing in).

@@ -195,7 +195,8 @@ pub(super) async fn start_tx(
 /// The rate limits of ceremony starts (each keeps a challenge in the ephemeral store):
 /// per IP address and per login transaction or session (`binding`), counted in the
 /// ephemeral store so they hold across nodes. A flood gets a 429 with a readable message
-/// and `Retry-After`, and an audit event (`webauthn.throttled`).
+/// and `Retry-After`, and each limit's first refusal of a window an audit event
+/// (`webauthn.throttled`).
 pub(super) async fn start_allowed(
     state: &AppState,
     req: &HttpRequest,
@@ -205,21 +206,24 @@ pub(super) async fn start_allowed(
 ) -> Result<(), HttpResponse> {
     let ip = ip_of(state, req).unwrap_or_default();
     let hashed = keys::sha256_b64url(binding.as_bytes());
-    let limit = match throttle(state).ceremony_start(&ip, &hashed).await {
+    let (limit, first) = match throttle(state).ceremony_start(&ip, &hashed).await {
         Ok(None) => return Ok(()),
         Ok(Some(l)) => l,
         Err(_) => return Err(json_refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable")),
     };
-    let event = crate::audit::AuditEvent {
-        at: state.now(),
-        kind: "webauthn.throttled".into(),
-        subject_id: None,
-        client_id,
-        ip: ip_of(state, req),
-        detail: serde_json::json!({ "limit": limit.as_str() }),
-    };
-    if let Err(e) = state.store.call(move |s| s.append_audit(&event)).await {
-        tracing::error!(error = %e, "cannot write the audit event of a throttled ceremony");
+    // The first refusal of a limit's window is audited; the rest of a flood writes nothing.
+    if first {
+        let event = crate::audit::AuditEvent {
+            at: state.now(),
+            kind: "webauthn.throttled".into(),
+            subject_id: None,
+            client_id,
+            ip: ip_of(state, req),
+            detail: serde_json::json!({ "limit": limit.as_str() }),
+        };
+        if let Err(e) = state.store.call(move |s| s.append_audit(&event)).await {
+            tracing::error!(error = %e, "cannot write the audit event of a throttled ceremony");
+        }
     }
     let window = state.cfg.lockout.ceremony_window_secs;
     let minutes = window.div_ceil(60).max(1);

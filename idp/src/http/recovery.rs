@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{html, lang_of, page_failure};
 use super::login::{audit, expired, load_tx, see_other, throttle, tx_form, tx_lang, tx_param};
 use crate::authn::otp::{CodeChannel, Purpose, Refused, Verdict};
+use crate::authn::throttle::Attempt;
 use crate::authn::transaction::LoginTx;
 use crate::domain::identifier::{Identifier, IdentifierKind};
 use crate::domain::Subject;
@@ -261,16 +262,19 @@ async fn contact_request(
     };
     let run = async {
         let ip = super::login::ip_of(state, req).unwrap_or_default();
-        if !throttle(state).ip_attempt(&ip).await? {
-            audit(
-                state,
-                req,
-                &tx,
-                "recovery.throttled",
-                None,
-                serde_json::json!({}),
-            )
-            .await?;
+        if let Attempt::Refused { first } = throttle(state).ip_attempt_counted(&ip).await? {
+            // The window's first refusal is audited; the rest of a flood writes nothing.
+            if first {
+                audit(
+                    state,
+                    req,
+                    &tx,
+                    "recovery.throttled",
+                    None,
+                    serde_json::json!({}),
+                )
+                .await?;
+            }
             return Ok(Some(ForgotError::TooMany));
         }
         let index = state
