@@ -151,7 +151,10 @@ impl Inner {
             self.refused = 0;
             self.warned_at = Some(now);
         }
-        Err(EphemeralError::Full(self.max_bytes))
+        Err(EphemeralError::Full(format!(
+            "the in-process store is at its ceiling of {} bytes",
+            self.max_bytes
+        )))
     }
 
     /// Removes the entry under `key`, live or not.

@@ -14,9 +14,11 @@ pub use redis_store::RedisEphemeral;
 pub enum EphemeralError {
     #[error("ephemeral store unavailable: {0}")]
     Unavailable(String),
-    /// The in-process store is at its ceiling (`ephemeral_max_mib`), in bytes.
-    #[error("in-process store full (its ceiling is {0} bytes)")]
-    Full(usize),
+    /// The store refused a write for want of room: the in-process store at its ceiling
+    /// (`ephemeral_max_mib`), or Redis at its `maxmemory`. Logged where it arose, once a
+    /// second with a count.
+    #[error("ephemeral store full: {0}")]
+    Full(String),
 }
 
 pub type EphResult<T> = Result<T, EphemeralError>;

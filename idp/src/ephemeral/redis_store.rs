@@ -80,7 +80,31 @@ impl std::fmt::Debug for RedisEphemeral {
 }
 
 fn unavailable(e: redis::RedisError) -> EphemeralError {
+    if e.code() == Some("OOM") {
+        return full(&e);
+    }
     EphemeralError::Unavailable(e.to_string())
+}
+
+/// Redis at its `maxmemory` (with `noeviction`) refuses writes: [`EphemeralError::Full`],
+/// which is answered 503 without a log line per request, so the node warns here, once a
+/// second at most, with the count since the last warning.
+fn full(e: &redis::RedisError) -> EphemeralError {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    static WARNED_AT: AtomicI64 = AtomicI64::new(i64::MIN);
+    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = chrono::Utc::now().timestamp_millis();
+    let last = WARNED_AT.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1_000
+        && WARNED_AT
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        REFUSED.fetch_sub(refused, Ordering::Relaxed);
+        tracing::warn!(refused, error = %e, "Redis is full (maxmemory): writes refused");
+    }
+    EphemeralError::Full("Redis refused a write: it is at its maxmemory".into())
 }
 
 /// Redis rejects a zero expiry; anything shorter than a millisecond becomes one.
@@ -295,5 +319,82 @@ impl Ephemeral for RedisEphemeral {
             })
             .map_err(unavailable)?;
         Ok((n, values))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use super::RedisEphemeral;
+    use crate::ephemeral::{Ephemeral, EphemeralError};
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    /// A Redis of the test's own (the shared one's memory is not ours to fill): a free
+    /// port, 3 MB of `maxmemory` with `noeviction`, nothing on disk.
+    struct OwnRedis(Child);
+
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Redis at its `maxmemory` refuses writes, plain and scripted, as a full store (503
+    /// without a log line each); reads go on, and a write fits again once room is made.
+    #[tokio::test]
+    async fn a_redis_at_its_maxmemory_is_a_full_store() {
+        // With the Redis tests: where they run, the test command has installed Redis.
+        if std::env::var("TEST_REDIS_URL").map_or(true, |u| u.is_empty()) {
+            return;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/ensure-services.sh installs it)");
+        let _redis = OwnRedis(child);
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut eph = None;
+        for _ in 0..100 {
+            if let Ok(e) = RedisEphemeral::connect(&url, "full").await {
+                eph = Some(e);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let eph = eph.expect("own redis-server did not start");
+        let big = vec![b'x'; 64 * 1024];
+        let mut refused = None;
+        for i in 0..500 {
+            if let Err(e) = eph.put(&format!("k{i}"), &big, MINUTE).await {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (stored, e) = refused.expect("3 MB never filled");
+        assert!(matches!(e, EphemeralError::Full(_)), "{e:?}");
+        assert!(stored > 5, "refused after {stored}");
+        let scripted = eph.count_and_put("c", MINUTE, 5, "tx", b"v", MINUTE).await;
+        assert!(
+            matches!(scripted, Err(EphemeralError::Full(_))),
+            "{scripted:?}"
+        );
+        assert!(eph.get("k0").await.unwrap().is_some(), "reads go on");
+        for i in 0..4 {
+            eph.delete(&format!("k{i}")).await.unwrap();
+        }
+        eph.put("after", b"v", MINUTE).await.unwrap();
     }
 }
