@@ -693,6 +693,18 @@ impl Idp {
         format!("{}{path}", self.base)
     }
 
+    /// Moves the server's clock forward (`danger_test_clock`, dev mode only).
+    pub async fn advance_clock(&self, secs: i64) {
+        let r = self
+            .http
+            .post(self.url("/dev/clock/advance"))
+            .form(&[("secs", secs.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
     pub async fn discovery(&self) -> Value {
         HttpResp::read(
             self.http

@@ -409,14 +409,7 @@ async fn the_in_process_store_has_a_ceiling() {
     assert_eq!(idp.discovery().await["issuer"], idp.base.as_str());
     idp.assert_alive("a full in-process store").await;
 
-    let r = idp
-        .http
-        .post(idp.url("/dev/clock/advance"))
-        .form(&[("secs", "901")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    idp.advance_clock(901).await;
     let b = Browser::new(&idp);
     let a = Authz::new(&idp.client);
     let login = b.authorize(&idp, &a).await;

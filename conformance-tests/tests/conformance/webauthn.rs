@@ -1133,18 +1133,6 @@ async fn webauthn_ceremony_starts_are_rate_limited() {
 
 // ------------------------------------------------------------------ recent confirmation
 
-/// Moves the server's clock forward (`danger_test_clock`, dev mode only).
-async fn advance(idp: &Idp, secs: i64) {
-    let r = idp
-        .http
-        .post(idp.url("/dev/clock/advance"))
-        .form(&[("secs", secs.to_string())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
-}
-
 /// Asks for new recovery codes (a change that needs a recent confirmation): the codes, or
 /// `None` when the page asked to confirm first.
 async fn new_codes(b: &Browser, csrf: &str) -> Option<Vec<String>> {
@@ -1187,10 +1175,10 @@ async fn webauthn_recent_confirmation_expires_after_five_minutes() {
         let csrf = page.hidden("csrf").unwrap();
         // The sign-in itself is a confirmation for 5 minutes...
         new_codes(&b, &csrf).await.expect("right after sign-in");
-        advance(&idp, 299).await;
+        idp.advance_clock(299).await;
         let codes = new_codes(&b, &csrf).await.expect("4:59 after sign-in");
         // ...and no longer.
-        advance(&idp, 2).await;
+        idp.advance_clock(2).await;
         assert!(new_codes(&b, &csrf).await.is_none(), "5:01 after sign-in");
         // A confirmation (a recovery code here) opens another 5 minutes.
         let p = b
@@ -1200,13 +1188,13 @@ async fn webauthn_recent_confirmation_expires_after_five_minutes() {
             )
             .await;
         assert_eq!(p.status, 303, "{}", p.describe());
-        advance(&idp, 290).await;
+        idp.advance_clock(290).await;
         new_codes(&b, &csrf)
             .await
             .expect("4:50 after the confirmation");
         // The confirmation record holds its time, judged by the server's clock on every
         // backend (Redis's own TTL only cleans up).
-        advance(&idp, 11).await;
+        idp.advance_clock(11).await;
         assert!(
             new_codes(&b, &csrf).await.is_none(),
             "5:01 after the confirmation"

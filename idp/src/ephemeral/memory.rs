@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::{EphResult, Ephemeral, EphemeralError};
+use super::{EphResult, Ephemeral, EphemeralError, FullWarnings};
 use crate::clock::Clock;
 
 /// Expired entries are swept once the writes since the last sweep reach a quarter of the
@@ -61,9 +61,8 @@ struct Inner {
     bytes: usize,
     /// The ceiling on `bytes`; 0: none.
     max_bytes: usize,
-    /// Writes refused at the ceiling since the last warning, and when that was.
-    refused: u64,
-    warned_at: Option<Millis>,
+    /// Writes refused at the ceiling, warned about once a second.
+    full: FullWarnings,
     /// Writes since the last sweep.
     writes: u64,
     /// Sweeps so far; for tests.
@@ -107,10 +106,13 @@ impl Inner {
         expires_at: Millis,
         now: Millis,
     ) -> EphResult<()> {
-        let old = self.map.get(key).map_or(0, |e| cost(key, &e.value));
         let new = cost(key, value);
-        if new > old {
-            self.make_room(new - old, now)?;
+        // Under the ceiling with room to spare (nearly always), no look for what it replaces.
+        if self.max_bytes != 0 && self.bytes + new > self.max_bytes {
+            let old = self.map.get(key).map_or(0, |e| cost(key, &e.value));
+            if new > old {
+                self.make_room(new - old, now)?;
+            }
         }
         self.store(key, value, expires_at, now);
         Ok(())
@@ -138,23 +140,13 @@ impl Inner {
         if self.bytes + more <= self.max_bytes {
             return Ok(());
         }
-        // One warning a second at most, with the count: the requests refused are answered
-        // 503 without a log line each.
-        self.refused += 1;
-        if self.warned_at.is_none_or(|at| now - at >= FULL_SWEEP_AFTER) {
-            tracing::warn!(
-                refused = self.refused,
-                held_bytes = self.bytes,
-                ceiling_bytes = self.max_bytes,
-                "in-process store full (ephemeral_max_mib): writes refused"
-            );
-            self.refused = 0;
-            self.warned_at = Some(now);
-        }
-        Err(EphemeralError::Full(format!(
-            "the in-process store is at its ceiling of {} bytes",
-            self.max_bytes
-        )))
+        Err(self.full.refused(
+            now,
+            format!(
+                "the in-process store holds {} bytes, its ceiling (ephemeral_max_mib) {}",
+                self.bytes, self.max_bytes
+            ),
+        ))
     }
 
     /// Removes the entry under `key`, live or not.

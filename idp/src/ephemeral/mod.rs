@@ -1,6 +1,7 @@
 //! Short-lived state with a TTL: authorization codes, login transactions, counters,
 //! revoked access-token ids. Redis in production, in-process when embedded.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,42 @@ pub enum EphemeralError {
 }
 
 pub type EphResult<T> = Result<T, EphemeralError>;
+
+/// Writes a store refused for want of room, counted and warned about once a second at most:
+/// the requests refused are answered 503 without a log line each
+/// ([`OAuthError::logged`](crate::protocol::OAuthError)).
+#[derive(Debug, Default)]
+pub(crate) struct FullWarnings {
+    refused: AtomicU64,
+    /// When the last warning was given (ms since the epoch).
+    warned_at: AtomicI64,
+}
+
+impl FullWarnings {
+    pub(crate) const fn new() -> Self {
+        Self {
+            refused: AtomicU64::new(0),
+            warned_at: AtomicI64::new(0),
+        }
+    }
+
+    /// Counts a refused write at `now_ms` (`what`: why there was no room), warns if a
+    /// second has passed since the last warning, and gives the error to answer with.
+    pub(crate) fn refused(&self, now_ms: i64, what: String) -> EphemeralError {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= 1_000
+            && self
+                .warned_at
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.refused.fetch_sub(refused, Ordering::Relaxed);
+            tracing::warn!(refused, "ephemeral store full: {what}; writes refused");
+        }
+        EphemeralError::Full(what)
+    }
+}
 
 #[async_trait::async_trait]
 pub trait Ephemeral: Send + Sync + std::fmt::Debug {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{EphResult, Ephemeral, EphemeralError};
+use super::{EphResult, Ephemeral, EphemeralError, FullWarnings};
 
 /// INCR of KEYS[1], setting the TTL whenever the key has none (i.e. it was just created, so
 /// a counter can never outlive its window), then GET of every other key: one atomic step.
@@ -87,24 +87,13 @@ fn unavailable(e: redis::RedisError) -> EphemeralError {
 }
 
 /// Redis at its `maxmemory` (with `noeviction`) refuses writes: [`EphemeralError::Full`],
-/// which is answered 503 without a log line per request, so the node warns here, once a
-/// second at most, with the count since the last warning.
+/// warned about once a second for the whole process.
 fn full(e: &redis::RedisError) -> EphemeralError {
-    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-    static REFUSED: AtomicU64 = AtomicU64::new(0);
-    static WARNED_AT: AtomicI64 = AtomicI64::new(i64::MIN);
-    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
-    let now = chrono::Utc::now().timestamp_millis();
-    let last = WARNED_AT.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 1_000
-        && WARNED_AT
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        REFUSED.fetch_sub(refused, Ordering::Relaxed);
-        tracing::warn!(refused, error = %e, "Redis is full (maxmemory): writes refused");
-    }
-    EphemeralError::Full("Redis refused a write: it is at its maxmemory".into())
+    static WARNINGS: FullWarnings = FullWarnings::new();
+    WARNINGS.refused(
+        chrono::Utc::now().timestamp_millis(),
+        format!("Redis is at its maxmemory ({e})"),
+    )
 }
 
 /// Redis rejects a zero expiry; anything shorter than a millisecond becomes one.
